@@ -1,0 +1,76 @@
+"""anymodal: contrastive learning across any number of modalities.
+
+Importing ``anymodal`` loads no plugin: the registries fill at the first call that needs
+them (``list_modalities()``, ``create_encoder()``...), because plugins import ``anymodal``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from anymodal._version import __version__
+from anymodal.errors import AnymodalError, ConfigError, DataError, PluginError
+from anymodal.hookspecs import hookimpl
+from anymodal.plugins import (
+    create_encoder,
+    create_objective,
+    get_encoder_spec,
+    get_modality,
+    get_plugin_manager,
+    list_encoders,
+    list_modalities,
+    list_objectives,
+)
+from anymodal.types import Batch, EncoderSpec, ModalitySpec, ObjectiveSpec
+
+if TYPE_CHECKING:
+    from anymodal import testing
+    from anymodal.config import ExperimentConfig, load_config
+    from anymodal.model import MultiModalModel, load_model
+
+__all__ = [
+    "__version__",
+    "AnymodalError",
+    "ConfigError",
+    "DataError",
+    "PluginError",
+    "hookimpl",
+    "Batch",
+    "EncoderSpec",
+    "ModalitySpec",
+    "ObjectiveSpec",
+    "get_plugin_manager",
+    "list_modalities",
+    "list_encoders",
+    "list_objectives",
+    "get_modality",
+    "get_encoder_spec",
+    "create_encoder",
+    "create_objective",
+    "ExperimentConfig",
+    "load_config",
+    "MultiModalModel",
+    "load_model",
+    "testing",
+]
+
+# Heavier parts load on first use so that ``import anymodal`` stays cheap for plugins.
+_LAZY = {
+    "ExperimentConfig": ("anymodal.config", "ExperimentConfig"),
+    "load_config": ("anymodal.config", "load_config"),
+    "MultiModalModel": ("anymodal.model", "MultiModalModel"),
+    "load_model": ("anymodal.model", "load_model"),
+    "testing": ("anymodal.testing", None),
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        module_name, attr = _LAZY[name]
+        module = importlib.import_module(module_name)
+        value = module if attr is None else getattr(module, attr)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'anymodal' has no attribute {name!r}")

@@ -1,0 +1,15 @@
+"""Registers the built-in objectives (one module each under ``anymodal.objectives``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from anymodal.hookspecs import hookimpl
+
+
+@hookimpl
+def anymodal_register_objectives(register: Any) -> None:
+    from anymodal.objectives import builtin_objective_specs
+
+    for spec in builtin_objective_specs():
+        register(spec)

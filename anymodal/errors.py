@@ -1,0 +1,39 @@
+"""The exceptions anymodal raises on purpose.
+
+Every message names the thing at fault (a plugin, a config key, a file) and what was
+expected, so that a user can act on it without reading a traceback.
+"""
+
+from __future__ import annotations
+
+__all__ = ["AnymodalError", "PluginError", "ConfigError", "DataError"]
+
+
+class AnymodalError(Exception):
+    """Base class of every error anymodal raises deliberately."""
+
+
+class PluginError(AnymodalError):
+    """A plugin failed to import, registered a name already taken, or is missing."""
+
+
+class ConfigError(AnymodalError):
+    """A config key is unknown, has the wrong type, or names something that does not exist."""
+
+
+class DataError(AnymodalError):
+    """An input item (file, bytes, string, tensor) cannot be loaded or is invalid.
+
+    Args:
+        source: the item at fault (a path, an index, a short description).
+        problem: what is wrong, and what was expected.
+    """
+
+    def __init__(self, source: object, problem: str) -> None:
+        self.source = source
+        self.problem = problem
+        super().__init__(f"{source}: {problem}")
+
+    def __reduce__(self) -> tuple[type, tuple[object, str]]:
+        # DataLoader workers pickle exceptions to send them to the main process.
+        return (type(self), (self.source, self.problem))

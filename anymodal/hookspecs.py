@@ -1,0 +1,67 @@
+"""The hooks an anymodal plugin may implement.
+
+Hooks use the register-callback style: a plugin receives a ``register`` function and
+calls it once per thing it provides. The plugin manager calls each plugin separately, so a
+name registered twice is reported against the plugin that tried to take it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pluggy
+
+PROJECT_NAME = "anymodal"
+
+hookspec = pluggy.HookspecMarker(PROJECT_NAME)
+hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
+
+
+@hookspec
+def anymodal_register_modalities(register: Any) -> None:
+    """Register modalities.
+
+    Args:
+        register: call ``register(ModalitySpec(...))`` once per modality.
+    """
+
+
+@hookspec
+def anymodal_register_encoders(register: Any) -> None:
+    """Register encoders.
+
+    Args:
+        register: call ``register(EncoderSpec(...))`` once per encoder. The encoder's
+            modality may come from another plugin.
+    """
+
+
+@hookspec
+def anymodal_register_objectives(register: Any) -> None:
+    """Register training objectives.
+
+    Args:
+        register: call ``register(ObjectiveSpec(...))`` once per objective.
+    """
+
+
+@hookspec
+def anymodal_on_step_end(step: int, metrics: dict[str, float], state: Any) -> None:
+    """Called on the main process after every optimiser step.
+
+    Args:
+        step: the number of optimiser steps taken so far.
+        metrics: the scalars logged at this step (loss, lr, logit scale...).
+        state: the training state (model, optimiser, config, accelerator).
+    """
+
+
+@hookspec
+def anymodal_on_eval_end(step: int, metrics: dict[str, float], state: Any) -> None:
+    """Called on the main process after every evaluation.
+
+    Args:
+        step: the optimiser step at which the evaluation ran.
+        metrics: the evaluation scalars (``val/loss``, ``val/audio->text/R@1``...).
+        state: the training state.
+    """

@@ -1,0 +1,359 @@
+"""The plugin manager: built-in plugins first, then the ``anymodal`` entry points.
+
+Environment switches:
+
+- ``ANYMODAL_DISABLE_PLUGIN_AUTOLOAD=1``: load only the built-ins.
+- ``ANYMODAL_PLUGINS=a,b``: load only the entry-point plugins named (by entry-point or
+  distribution name); the built-ins always load.
+- ``ANYMODAL_STRICT_PLUGINS=1``: a plugin that fails raises instead of being reported.
+
+A plugin that fails to import, implements an unknown hook, raises in a hook, or registers a
+name already taken contributes nothing and is listed in :attr:`PluginManager.failures`
+with its distribution, version and the reason; the other plugins load as usual.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from importlib import metadata
+from typing import Any
+
+import pluggy
+
+from anymodal import hookspecs
+from anymodal._version import __version__
+from anymodal.errors import PluginError
+from anymodal.params import build_params
+from anymodal.registry import Registry
+from anymodal.types import EncoderSpec, ModalitySpec, ObjectiveSpec
+
+__all__ = [
+    "BUILTIN_PLUGINS",
+    "ENTRY_POINT_GROUP",
+    "PluginInfo",
+    "PluginFailure",
+    "PluginManager",
+    "get_plugin_manager",
+    "reset_plugin_manager",
+    "list_modalities",
+    "list_encoders",
+    "list_objectives",
+    "get_modality",
+    "get_encoder_spec",
+    "create_encoder",
+    "create_objective",
+]
+
+ENTRY_POINT_GROUP = "anymodal"
+BUILTIN_PLUGINS = ("anymodal.builtin.vector", "anymodal.builtin.objectives")
+
+_REGISTER_HOOKS: tuple[tuple[str, str, type], ...] = (
+    ("anymodal_register_modalities", "modalities", ModalitySpec),
+    ("anymodal_register_encoders", "encoders", EncoderSpec),
+    ("anymodal_register_objectives", "objectives", ObjectiveSpec),
+)
+
+
+@dataclass
+class PluginInfo:
+    """A plugin that loaded, and what it provides."""
+
+    name: str
+    distribution: str
+    version: str
+    module: str
+    builtin: bool
+    modalities: list[str] = field(default_factory=list)
+    encoders: list[str] = field(default_factory=list)
+    objectives: list[str] = field(default_factory=list)
+
+
+@dataclass
+class PluginFailure:
+    """A plugin that did not load, and why."""
+
+    name: str
+    distribution: str
+    version: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"plugin {self.name!r} ({self.distribution} {self.version}): {self.reason}"
+
+
+@dataclass
+class _Candidate:
+    name: str
+    distribution: str
+    version: str
+    builtin: bool
+    load: Callable[[], Any]
+
+
+def _env_flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _iter_entry_points() -> Iterable[metadata.EntryPoint]:
+    """The installed entry points of the ``anymodal`` group (patched in tests)."""
+    return metadata.entry_points(group=ENTRY_POINT_GROUP)
+
+
+class PluginManager:
+    """Holds the pluggy manager and the three registries.
+
+    Args:
+        autoload: load entry-point plugins (defaults to not ``ANYMODAL_DISABLE_PLUGIN_AUTOLOAD``).
+        allow: entry-point plugins to load (defaults to ``ANYMODAL_PLUGINS``); ``None``: all.
+        strict: raise on the first failing plugin (defaults to ``ANYMODAL_STRICT_PLUGINS``).
+    """
+
+    def __init__(
+        self,
+        autoload: bool | None = None,
+        allow: Iterable[str] | None = None,
+        strict: bool | None = None,
+    ) -> None:
+        self.pm = pluggy.PluginManager(hookspecs.PROJECT_NAME)
+        self.pm.add_hookspecs(hookspecs)
+        self.modalities: Registry[ModalitySpec] = Registry("modality")
+        self.encoders: Registry[EncoderSpec] = Registry("encoder")
+        self.objectives: Registry[ObjectiveSpec] = Registry("objective")
+        self.plugins: dict[str, PluginInfo] = {}
+        self.failures: list[PluginFailure] = []
+        self.autoload = (
+            not _env_flag("ANYMODAL_DISABLE_PLUGIN_AUTOLOAD") if autoload is None else autoload
+        )
+        if allow is None and os.environ.get("ANYMODAL_PLUGINS", "").strip():
+            allow = [a.strip() for a in os.environ["ANYMODAL_PLUGINS"].split(",") if a.strip()]
+        self.allow = None if allow is None else set(allow)
+        self.strict = _env_flag("ANYMODAL_STRICT_PLUGINS") if strict is None else strict
+
+    # -- loading -------------------------------------------------------------------------
+
+    def load(self) -> PluginManager:
+        """Load the built-ins, then (unless disabled) the entry-point plugins."""
+        for candidate in self._builtin_candidates():
+            self._load_candidate(candidate)
+        if self.autoload:
+            for candidate in self._entry_point_candidates():
+                self._load_candidate(candidate)
+        self._check_encoder_modalities()
+        return self
+
+    def register_plugin(self, plugin: Any, name: str | None = None,
+                        distribution: str = "(registered in code)", version: str = "") -> bool:
+        """Register a module or object with hookimpls at run time (notebooks, tests).
+
+        Returns whether it loaded; a failure is recorded (or raised in strict mode).
+        """
+        name = name or getattr(plugin, "__name__", None) or type(plugin).__name__
+        ok = self._load_candidate(_Candidate(name, distribution, version, False, lambda: plugin))
+        self._check_encoder_modalities()
+        return ok
+
+    def _builtin_candidates(self) -> list[_Candidate]:
+        return [
+            _Candidate(mod, "anymodal", __version__, True,
+                       lambda mod=mod: importlib.import_module(mod))
+            for mod in BUILTIN_PLUGINS
+        ]
+
+    def _entry_point_candidates(self) -> list[_Candidate]:
+        candidates = []
+        for ep in _iter_entry_points():
+            dist = getattr(ep, "dist", None)
+            dist_name = dist.metadata["Name"] if dist is not None else "(unknown distribution)"
+            version = dist.version if dist is not None else "?"
+            if self.allow is not None and ep.name not in self.allow and dist_name not in self.allow:
+                continue
+            candidates.append(_Candidate(ep.name, dist_name, version, False, ep.load))
+        return candidates
+
+    def _load_candidate(self, c: _Candidate) -> bool:
+        try:
+            plugin = c.load()
+        except Exception as exc:  # a plugin may raise anything while importing
+            return self._fail(c, f"failed to import: {type(exc).__name__}: {exc}")
+        if c.name in self.plugins or self.pm.has_plugin(c.name):
+            return self._fail(c, f"a plugin named {c.name!r} is already loaded")
+        unknown = self._unknown_hooks(plugin)
+        if unknown:
+            known = ", ".join(sorted(self.pm.hook.__dict__))
+            return self._fail(c, f"implements unknown hook(s) {unknown}; known hooks: {known}")
+        try:
+            self.pm.register(plugin, name=c.name)
+        except Exception as exc:  # pluggy's PluginValidationError, ValueError
+            return self._fail(c, f"invalid hook implementation: {exc}")
+        try:
+            staged = self._collect(plugin, c.name)
+            self._check_duplicates(staged)
+        except Exception as exc:
+            self.pm.unregister(name=c.name)
+            return self._fail(c, str(exc) if isinstance(exc, PluginError)
+                              else f"raised in a register hook: {type(exc).__name__}: {exc}")
+        info = PluginInfo(c.name, c.distribution, c.version,
+                          getattr(plugin, "__name__", type(plugin).__name__), c.builtin)
+        for kind, specs in staged.items():
+            registry: Registry[Any] = getattr(self, kind)
+            for spec in specs:
+                registry.add(spec.name, spec, c.name)
+                getattr(info, kind).append(spec.name)
+        self.plugins[c.name] = info
+        return True
+
+    def _unknown_hooks(self, plugin: Any) -> list[str]:
+        unknown = []
+        for attr in dir(plugin):
+            if not attr.startswith("anymodal_"):
+                continue
+            opts = self.pm.parse_hookimpl_opts(plugin, attr)
+            if opts is not None and not hasattr(self.pm.hook, attr):
+                unknown.append(attr)
+        return unknown
+
+    def _collect(self, plugin: Any, name: str) -> dict[str, list[Any]]:
+        """Call this plugin's register hooks alone and return what it registered."""
+        staged: dict[str, list[Any]] = {}
+        for hook_name, kind, spec_type in _REGISTER_HOOKS:
+            specs: list[Any] = []
+
+            def register(spec: Any, _t: type = spec_type, _h: str = hook_name,
+                         _s: list[Any] = specs) -> None:
+                if not isinstance(spec, _t):
+                    raise PluginError(
+                        f"{_h} got {type(spec).__name__}, expected anymodal.{_t.__name__}"
+                    )
+                _s.append(spec)
+
+            for impl in getattr(self.pm.hook, hook_name).get_hookimpls():
+                if impl.plugin_name == name:
+                    impl.function(register=register)
+            staged[kind] = specs
+        return staged
+
+    def _check_duplicates(self, staged: dict[str, list[Any]]) -> None:
+        for kind, specs in staged.items():
+            registry: Registry[Any] = getattr(self, kind)
+            seen: set[str] = set()
+            for spec in specs:
+                if spec.name in registry:
+                    raise PluginError(
+                        f"registers {registry.kind} {spec.name!r}, already registered by "
+                        f"plugin {registry.owner(spec.name)!r}"
+                    )
+                if spec.name in seen:
+                    raise PluginError(f"registers {registry.kind} {spec.name!r} twice")
+                seen.add(spec.name)
+
+    def _check_encoder_modalities(self) -> None:
+        for name, entry in self.encoders.items():
+            if entry.spec.modality not in self.modalities:
+                self.failures.append(PluginFailure(
+                    entry.plugin, self.plugins[entry.plugin].distribution,
+                    self.plugins[entry.plugin].version,
+                    f"encoder {name!r} is for modality {entry.spec.modality!r}, which no "
+                    "loaded plugin provides",
+                ))
+
+    def _fail(self, c: _Candidate, reason: str) -> bool:
+        failure = PluginFailure(c.name, c.distribution, c.version, reason)
+        if self.strict:
+            raise PluginError(str(failure) + " (ANYMODAL_STRICT_PLUGINS is set)")
+        self.failures.append(failure)
+        return False
+
+    # -- queries -------------------------------------------------------------------------
+
+    def plugin_for(self, kind: str, name: str) -> PluginInfo:
+        """The plugin that provided modality/encoder/objective ``name``."""
+        registry: Registry[Any] = getattr(self, kind)
+        return self.plugins[registry.owner(name)]
+
+    def failure_for(self, name: str) -> PluginFailure | None:
+        for failure in self.failures:
+            if failure.name == name or failure.distribution == name:
+                return failure
+        return None
+
+
+_MANAGER: PluginManager | None = None
+_LOCK = threading.Lock()
+
+
+def get_plugin_manager() -> PluginManager:
+    """The process-wide plugin manager, loaded at the first call (never at import time)."""
+    global _MANAGER
+    if _MANAGER is None:
+        with _LOCK:
+            if _MANAGER is None:
+                _MANAGER = PluginManager().load()
+    return _MANAGER
+
+
+def reset_plugin_manager(manager: PluginManager | None = None) -> None:
+    """Forget the loaded plugins (or install ``manager``): the next call reloads them."""
+    global _MANAGER
+    _MANAGER = manager
+
+
+
+# -- the public lookups ---------------------------------------------------------------------
+
+
+def list_modalities() -> list[str]:
+    """The names of every registered modality."""
+    return get_plugin_manager().modalities.names()
+
+
+def list_encoders(modality: str | None = None) -> list[str]:
+    """The names of every registered encoder, or only those of ``modality``."""
+    registry = get_plugin_manager().encoders
+    return [n for n in registry.names() if modality is None or registry.get(n).modality == modality]
+
+
+def list_objectives() -> list[str]:
+    """The names of every registered objective."""
+    return get_plugin_manager().objectives.names()
+
+
+def get_modality(name: str, **params: Any) -> ModalitySpec:
+    """The modality ``name``, with its options set from ``params`` when it has any.
+
+    Raises:
+        PluginError: no such modality (the message lists the registered ones).
+        ConfigError: a param the modality's ``config_cls`` does not define, or of the wrong type.
+    """
+    spec = get_plugin_manager().modalities.get(name)
+    if spec.config_cls is None:
+        build_params(None, params, f"modality {name!r}")
+        return spec
+    if spec.configure is None:
+        raise PluginError(f"modality {name!r} has a config_cls but no configure function")
+    return spec.configure(build_params(spec.config_cls, params, f"modality {name!r}"))
+
+
+def get_encoder_spec(name: str) -> EncoderSpec:
+    return get_plugin_manager().encoders.get(name)
+
+
+def create_encoder(name: str, **params: Any) -> Any:
+    """Build the encoder ``name`` with ``params`` validated against its config dataclass."""
+    spec = get_encoder_spec(name)
+    module = spec.factory(build_params(spec.config_cls, params, f"encoder {name!r}"))
+    if not isinstance(getattr(module, "width", None), int):
+        raise PluginError(
+            f"encoder {name!r} (plugin {get_plugin_manager().encoders.owner(name)!r}) built a "
+            "module without an int attribute 'width'"
+        )
+    return module
+
+
+def create_objective(name: str, **params: Any) -> Any:
+    """Build the objective ``name`` with ``params`` validated against its config dataclass."""
+    spec = get_plugin_manager().objectives.get(name)
+    return spec.factory(build_params(spec.config_cls, params, f"objective {name!r}"))

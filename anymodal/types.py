@@ -1,0 +1,100 @@
+"""The specs plugins register, and the batch shape every part agrees on.
+
+A batch is a plain dict::
+
+    {"audio": <collated audio>, "text": <collated text>, ...,
+     "present": {"audio": BoolTensor[B], "text": BoolTensor[B]},
+     "ids": list[str]}            # optional
+
+The collated value of a modality holds only the rows whose ``present`` is True, in row
+order: a missing item is a False in ``present``, never a zero tensor pretending to be data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+__all__ = ["ModalitySpec", "EncoderSpec", "ObjectiveSpec", "Batch", "PRESENT_KEY", "IDS_KEY"]
+
+Batch = dict[str, Any]
+PRESENT_KEY = "present"
+IDS_KEY = "ids"
+
+
+@dataclass(frozen=True)
+class ModalitySpec:
+    """How one modality is read, prepared and batched.
+
+    Args:
+        name: the modality's registry name (``"audio"``).
+        load: ``load(source) -> raw``; reads a path, bytes, string or array and raises
+            :class:`anymodal.DataError` naming the source on bad input.
+        transform: ``transform(raw, train: bool) -> item``; ``train`` turns augmentation on.
+        collate: ``collate(list[item]) -> batch value`` consumed by this modality's encoders.
+        synthesize: ``synthesize(n, generator, labels=None) -> list[item]``: ``n`` ready
+            items (already transformed) made without any file. Item ``i`` belongs to class
+            ``labels[i] % num_classes`` when ``labels`` is given, so that several modalities
+            synthesised from the same labels form matching tuples.
+        default_encoder: the encoder name used when a recipe names none.
+        num_classes: how many classes ``synthesize`` distinguishes.
+        config_cls: a dataclass of the modality's options (sample rate, frame count...).
+        configure: ``configure(config) -> ModalitySpec``: the spec with those options bound.
+            Required when ``config_cls`` is given.
+        description: one line for ``anymodal plugins``.
+    """
+
+    name: str
+    load: Callable[[Any], Any]
+    transform: Callable[[Any, bool], Any]
+    collate: Callable[[list[Any]], Any]
+    synthesize: Callable[..., list[Any]]
+    default_encoder: str
+    num_classes: int = 1
+    config_cls: type | None = None
+    configure: Callable[[Any], ModalitySpec] | None = None
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class EncoderSpec:
+    """A named encoder of one modality.
+
+    Args:
+        name: ``<modality>_<arch>[_<size>]``, e.g. ``audio_ast_tiny``.
+        modality: the modality it encodes.
+        factory: ``factory(config) -> nn.Module`` whose ``forward(batch) -> Tensor[B, width]``
+            and which has an int attribute ``width``.
+        config_cls: the dataclass of its hyper-parameters; ``create_encoder`` validates
+            the user's params against it.
+        description: one line for ``anymodal plugins``.
+    """
+
+    name: str
+    modality: str
+    factory: Callable[[Any], torch.nn.Module]
+    config_cls: type
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class ObjectiveSpec:
+    """A named training objective.
+
+    Args:
+        name: registry name (``"clip"``, ``"symile"``...).
+        factory: ``factory(config) -> nn.Module`` with
+            ``forward(embeddings, logit_scale, present=None) -> dict`` (``"loss"`` is the
+            scalar) and ``score(query, candidates, logit_scale) -> Tensor[Q, C]``.
+        config_cls: the dataclass of its parameters.
+        description: one line for ``anymodal plugins``.
+    """
+
+    name: str
+    factory: Callable[[Any], torch.nn.Module]
+    config_cls: type
+    description: str = ""
+    tags: tuple[str, ...] = field(default_factory=tuple)
