@@ -1,0 +1,354 @@
+"""Experiment configs: OmegaConf structured dataclasses, YAML recipes and overrides.
+
+``load_config(path, overrides)`` merges schema <- YAML <- ``key=value`` overrides, then
+checks what the schema cannot: that every modality, encoder and objective exists, and that
+their params fit their own config dataclasses. Every problem is a :class:`ConfigError`
+naming the key and the valid choices.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
+
+from anymodal.errors import ConfigError, PluginError
+from anymodal.params import build_params
+from anymodal.plugins import get_encoder_spec, get_modality, get_plugin_manager
+from anymodal.registry import suggest
+
+__all__ = [
+    "ModalityConfig",
+    "ModelConfig",
+    "ObjectiveConfig",
+    "DatasetConfig",
+    "DataConfig",
+    "OptimConfig",
+    "TrainConfig",
+    "LoggingConfig",
+    "ExperimentConfig",
+    "load_config",
+    "validate_config",
+    "to_yaml",
+]
+
+
+@dataclass
+class ModalityConfig:
+    """One modality of the experiment, under a key of ``modalities``.
+
+    Args:
+        modality: the registered modality type; defaults to the key, so that two keys
+            (``front``, ``rear``) can share one type (``image``).
+        encoder: encoder name; defaults to the modality's ``default_encoder``.
+        params: the encoder's params (checked against its config dataclass).
+        options: the modality's options (sample rate, frame count...).
+        freeze: no gradient to the encoder, which stays in eval mode.
+        lr_mult: learning-rate multiplier of the encoder and its head.
+    """
+
+    modality: str | None = None
+    encoder: str | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+    options: dict[str, Any] = field(default_factory=dict)
+    freeze: bool = False
+    lr_mult: float = 1.0
+
+
+@dataclass
+class ModelConfig:
+    """Args:
+        embed_dim: width of the shared embedding space.
+        head: projection head, ``linear`` or ``mlp``.
+        normalize: L2-normalise the embeddings.
+        logit_scale_init: initial multiplier of the similarities (1/temperature).
+        logit_scale_max: the learned multiplier is clamped at this value.
+        learn_logit_scale: learn the multiplier, or keep it fixed.
+        gradient_checkpointing: recompute encoder activations in the backward pass.
+    """
+
+    embed_dim: int = 128
+    head: str = "linear"
+    normalize: bool = True
+    logit_scale_init: float = 1 / 0.07
+    logit_scale_max: float = 100.0
+    learn_logit_scale: bool = True
+    gradient_checkpointing: bool = False
+
+
+@dataclass
+class ObjectiveConfig:
+    name: str = "clip"
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class DatasetConfig:
+    """One split's data.
+
+    Args:
+        kind: ``synthetic`` (each plugin's ``synthesize``), ``manifest`` (JSONL/CSV rows of
+            paths) or ``webdataset`` (tar shards, streamed).
+        path: the manifest file, or the shard pattern (``data/shard-{000..009}.tar``).
+        size: number of rows of a synthetic set.
+        seed: seed of a synthetic set (train and val must differ).
+        missing: synthetic only: per modality key, the fraction of rows without it.
+        label_key: the manifest column holding class labels (optional).
+    """
+
+    kind: str = "synthetic"
+    path: str | None = None
+    size: int = 512
+    seed: int = 0
+    missing: dict[str, float] = field(default_factory=dict)
+    label_key: str = "label"
+
+
+@dataclass
+class DataConfig:
+    """Args:
+        train: the training split.
+        val: the validation split (``null``: none).
+        batch_size: rows per process per step.
+        num_workers: DataLoader worker processes.
+        pin_memory: pin host memory (useful with a GPU).
+        on_error: ``skip`` (log the row to ``bad_samples.jsonl``) or ``raise``.
+        max_bad_fraction: stop when more than this fraction of rows seen failed to load.
+    """
+
+    train: DatasetConfig = field(default_factory=DatasetConfig)
+    val: DatasetConfig | None = None
+    batch_size: int = 32
+    num_workers: int = 0
+    pin_memory: bool = False
+    on_error: str = "skip"
+    max_bad_fraction: float = 0.1
+
+
+@dataclass
+class OptimConfig:
+    """AdamW with warmup and a schedule. ``weight_decay`` skips biases, norms, embeddings
+    and the logit scale."""
+
+    lr: float = 1e-3
+    weight_decay: float = 0.05
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.98])
+    eps: float = 1e-6
+    warmup_steps: int = 0
+    schedule: str = "cosine"
+    min_lr_ratio: float = 0.0
+    grad_clip: float = 1.0
+
+
+@dataclass
+class TrainConfig:
+    """Args:
+        max_steps: optimiser steps to run.
+        output_dir: where checkpoints, logs and the final ``model/`` go.
+        checkpoint_every: steps between checkpoints (0: only at the end and on signals).
+        keep: how many checkpoints to keep.
+        eval_every: steps between evaluations (0: only at the end, if there is a val set).
+        resume: ``no``, ``auto`` (newest complete checkpoint) or a checkpoint path.
+        seed: seed of everything.
+        mixed_precision: ``no``, ``fp16`` or ``bf16``.
+        grad_accum: micro-batches per optimiser step.
+        log_every: steps between logged metrics.
+        max_nonfinite: consecutive non-finite losses before the run stops.
+        deterministic: ask torch for deterministic kernels.
+        cpu: force the CPU even where a GPU exists (``null``: CPU only when no GPU).
+    """
+
+    max_steps: int = 100
+    output_dir: str = "runs/experiment"
+    checkpoint_every: int = 0
+    keep: int = 2
+    eval_every: int = 0
+    resume: str = "no"
+    seed: int = 0
+    mixed_precision: str = "no"
+    grad_accum: int = 1
+    log_every: int = 10
+    max_nonfinite: int = 5
+    deterministic: bool = False
+    cpu: bool | None = None
+
+
+@dataclass
+class LoggingConfig:
+    """Args:
+        trackers: Accelerate trackers (``csv`` is built in; ``tensorboard``, ``wandb``,
+            ``mlflow`` when installed). ``metrics.jsonl`` is always written.
+        project: the tracker project name.
+        progress: show a progress bar on the main process.
+    """
+
+    trackers: list[str] = field(default_factory=lambda: ["csv"])
+    project: str = "anymodal"
+    progress: bool = True
+
+
+@dataclass
+class ExperimentConfig:
+    name: str = "experiment"
+    modalities: dict[str, ModalityConfig] = field(default_factory=dict)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
+
+
+_CHOICES: dict[str, tuple[str, ...]] = {
+    "model.head": ("linear", "mlp"),
+    "data.train.kind": ("synthetic", "manifest", "webdataset"),
+    "data.val.kind": ("synthetic", "manifest", "webdataset"),
+    "data.on_error": ("skip", "raise"),
+    "optim.schedule": ("cosine", "linear", "constant"),
+    "train.mixed_precision": ("no", "fp16", "bf16"),
+}
+
+
+def load_config(
+    path: str | Path | None = None,
+    overrides: Iterable[str] | Mapping[str, Any] | None = None,
+    validate: bool = True,
+) -> DictConfig:
+    """Load a recipe: schema <- YAML file <- overrides, validated.
+
+    Args:
+        path: a YAML recipe (``None``: the defaults alone).
+        overrides: ``["train.max_steps=10", ...]`` or a (nested) mapping.
+        validate: check modalities, encoders, objective and their params.
+
+    Returns:
+        The merged config, typed by :class:`ExperimentConfig` (unknown keys are refused).
+    """
+    schema = OmegaConf.structured(ExperimentConfig)
+    layers: list[Any] = []
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"recipe {path} not found")
+        try:
+            layers.append(OmegaConf.load(path))
+        except Exception as exc:  # yaml.YAMLError and OmegaConf errors
+            raise ConfigError(f"recipe {path} is not valid YAML: {exc}") from None
+    if overrides:
+        if isinstance(overrides, Mapping):
+            layers.append(OmegaConf.create(dict(overrides)))
+        else:
+            items = list(overrides)
+            for item in items:
+                if "=" not in item:
+                    raise ConfigError(f"override {item!r} must look like key=value")
+            try:
+                layers.append(OmegaConf.from_dotlist(items))
+            except OmegaConfBaseException as exc:
+                raise ConfigError(f"cannot parse overrides {items}: {exc}") from None
+    config = schema
+    for layer in layers:
+        config = _merge(config, layer, source=str(path) if layer is not None else "")
+    if validate:
+        validate_config(config)
+    return config
+
+
+def _merge(base: DictConfig, layer: Any, source: str) -> DictConfig:
+    try:
+        return OmegaConf.merge(base, layer)  # type: ignore[return-value]
+    except OmegaConfBaseException as exc:
+        key = str(getattr(exc, "full_key", "") or "")
+        raise ConfigError(_explain(exc, key)) from None
+
+
+def _explain(exc: OmegaConfBaseException, key: str) -> str:
+    message = str(getattr(exc, "msg", exc)).splitlines()[0]
+    parent, _, leaf = key.rpartition(".")
+    valid = _valid_keys(parent)
+    if isinstance(exc, ConfigKeyError) and valid is not None:
+        return f"unknown config key {key!r}; {suggest(leaf, valid)}"
+    return f"config key {key!r}: {message}"
+
+
+def _valid_keys(parent: str) -> list[str] | None:
+    """The keys allowed under ``parent`` (dotted), for "did you mean" hints."""
+    parts = [p for p in parent.split(".") if p]
+    if len(parts) == 2 and parts[0] == "modalities":
+        return [f.name for f in dataclasses.fields(ModalityConfig)]
+    if parts == ["data", "val"]:
+        return [f.name for f in dataclasses.fields(DatasetConfig)]
+    schema = OmegaConf.structured(ExperimentConfig)
+    node = OmegaConf.select(schema, parent) if parts else schema
+    return [str(k) for k in node.keys()] if isinstance(node, DictConfig) else None
+
+
+def validate_config(config: DictConfig) -> None:
+    """Check what the schema cannot: names exist and params fit (raises ConfigError)."""
+    for key, expected in _CHOICES.items():
+        value = OmegaConf.select(config, key)
+        if value is not None and value not in expected:
+            raise ConfigError(f"config key {key!r} is {value!r}; {suggest(str(value), list(expected))}")
+    if not config.modalities:
+        raise ConfigError("config key 'modalities' is empty: name at least one modality")
+    manager = get_plugin_manager()
+    for key, mod in config.modalities.items():
+        where = f"modalities.{key}"
+        kind = mod.modality or key
+        if kind not in manager.modalities:
+            raise ConfigError(
+                f"{where}: unknown modality {kind!r}; {suggest(kind, manager.modalities.names())}"
+                + _install_hint(kind)
+            )
+        try:
+            spec = get_modality(kind, **OmegaConf.to_container(mod.options, resolve=True))
+        except ConfigError as exc:
+            raise ConfigError(f"{where}.options: {exc}") from None
+        encoder = mod.encoder or spec.default_encoder
+        if encoder not in manager.encoders:
+            choices = [n for n in manager.encoders.names()
+                       if manager.encoders.get(n).modality == kind]
+            raise ConfigError(
+                f"{where}.encoder: unknown encoder {encoder!r}; {suggest(encoder, choices)}"
+            )
+        enc = get_encoder_spec(encoder)
+        if enc.modality != kind:
+            raise ConfigError(
+                f"{where}.encoder: {encoder!r} encodes {enc.modality!r}, not {kind!r}"
+            )
+        try:
+            build_params(enc.config_cls, OmegaConf.to_container(mod.params, resolve=True),
+                         f"encoder {encoder!r}")
+        except ConfigError as exc:
+            raise ConfigError(f"{where}.params: {exc}") from None
+    name = config.objective.name
+    if name not in manager.objectives:
+        raise ConfigError(
+            f"objective.name: unknown objective {name!r}; "
+            f"{suggest(name, manager.objectives.names())}"
+        )
+    try:
+        build_params(manager.objectives.get(name).config_cls,
+                     OmegaConf.to_container(config.objective.params, resolve=True),
+                     f"objective {name!r}")
+    except ConfigError as exc:
+        raise ConfigError(f"objective.params: {exc}") from None
+    except PluginError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def _install_hint(kind: str) -> str:
+    failure = get_plugin_manager().failure_for(kind)
+    if failure is not None:
+        return f" (plugin {failure.name!r} failed to load: {failure.reason})"
+    return f" (is its plugin installed? e.g. pip install anymodal-{kind})"
+
+
+def to_yaml(config: DictConfig) -> str:
+    """The resolved config as YAML (what ``config.yaml`` of a saved model holds)."""
+    return OmegaConf.to_yaml(config, resolve=True)

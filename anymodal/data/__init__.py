@@ -1,0 +1,1 @@
+"""Datasets, collation with presence masks, and embedding of raw items."""

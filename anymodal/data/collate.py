@@ -1,0 +1,66 @@
+"""Rows -> a batch with presence masks.
+
+A row is ``{"id": str, "label": int | None, "items": {modality_key: item}}``; a modality
+absent from ``items`` is missing for that row. A row that failed to load is a
+:class:`BadRow`, carried to the main process so that it can be counted and reported.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from anymodal.types import IDS_KEY, PRESENT_KEY, Batch, ModalitySpec
+
+__all__ = ["BadRow", "Row", "collate_rows", "BAD_KEY", "LABELS_KEY", "batch_size"]
+
+Row = dict[str, Any]
+BAD_KEY = "bad"
+LABELS_KEY = "labels"
+
+
+@dataclass(frozen=True)
+class BadRow:
+    """A row that could not be loaded: where it came from and why."""
+
+    index: int
+    id: str
+    source: str
+    reason: str
+
+    def as_record(self) -> dict[str, Any]:
+        return {"index": self.index, "id": self.id, "source": self.source, "reason": self.reason}
+
+
+def collate_rows(rows: list[Row | BadRow], modalities: Mapping[str, ModalitySpec]) -> Batch:
+    """Collate rows into ``{key: collated, "present": {key: BoolTensor[B]}, "ids", "labels",
+    "bad"}``. Each modality's plugin collates only the rows that have it.
+
+    Shapes:
+        ``present[key]``: ``[B]``; ``labels``: ``[B]`` (-1 where unknown); B counts good rows.
+    """
+    good = [r for r in rows if not isinstance(r, BadRow)]
+    batch: Batch = {
+        PRESENT_KEY: {},
+        IDS_KEY: [str(r["id"]) for r in good],
+        LABELS_KEY: torch.tensor(
+            [(-1 if r.get("label") is None else int(r["label"])) for r in good],
+            dtype=torch.long,
+        ),
+        BAD_KEY: [r for r in rows if isinstance(r, BadRow)],
+    }
+    for key, spec in modalities.items():
+        mask = torch.tensor([key in r["items"] for r in good], dtype=torch.bool)
+        items = [r["items"][key] for r in good if key in r["items"]]
+        if items:
+            batch[key] = spec.collate(items)
+        batch[PRESENT_KEY][key] = mask
+    return batch
+
+
+def batch_size(batch: Batch) -> int:
+    """The number of good rows of a collated batch."""
+    return len(batch[IDS_KEY])

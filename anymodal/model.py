@@ -1,0 +1,223 @@
+"""MultiModalModel: one encoder and projection head per modality, a shared embedding space.
+
+A saved model is a folder (see :mod:`anymodal.saving`): ``config.yaml``,
+``model.safetensors`` and ``anymodal.json``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+from torch import nn
+from torch.utils.checkpoint import checkpoint
+
+from anymodal.config import ExperimentConfig, load_config
+from anymodal.errors import ConfigError
+from anymodal.plugins import create_encoder, create_objective, get_modality
+from anymodal.types import PRESENT_KEY, Batch, ModalitySpec
+
+__all__ = ["MultiModalModel", "load_model", "ProjectionHead"]
+
+
+class ProjectionHead(nn.Module):
+    """Maps an encoder's features to the shared space.
+
+    Args:
+        width: the encoder's output width.
+        embed_dim: the shared embedding width.
+        kind: ``linear`` (no bias, as CLIP) or ``mlp`` (two layers with GELU).
+
+    Shapes:
+        input ``[B, width]``, output ``[B, embed_dim]``.
+    """
+
+    def __init__(self, width: int, embed_dim: int, kind: str = "linear") -> None:
+        super().__init__()
+        if kind == "linear":
+            self.net: nn.Module = nn.Linear(width, embed_dim, bias=False)
+        elif kind == "mlp":
+            self.net = nn.Sequential(
+                nn.Linear(width, width), nn.GELU(), nn.Linear(width, embed_dim)
+            )
+        else:
+            raise ConfigError(f"model.head is {kind!r}; valid choices: linear, mlp")
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.net(features)
+
+
+class MultiModalModel(nn.Module):
+    """Encoders, projection heads, missing-modality embeddings, logit scale and objective.
+
+    Args:
+        config: an experiment config (``load_config`` output, or an ``ExperimentConfig``).
+
+    Attributes:
+        modalities: modality key -> the bound :class:`ModalitySpec` (options applied).
+        encoders, heads: per modality key.
+        missing: per modality key, the learned embedding used for rows without it.
+        objective: the training objective; its ``score`` ranks retrieval candidates.
+    """
+
+    def __init__(self, config: DictConfig | ExperimentConfig) -> None:
+        super().__init__()
+        if not isinstance(config, DictConfig):
+            config = OmegaConf.structured(config)
+        self.config = config
+        self.embed_dim = int(config.model.embed_dim)
+        self.normalize = bool(config.model.normalize)
+        self.modalities: dict[str, ModalitySpec] = {}
+        self.encoder_names: dict[str, str] = {}
+        self.encoders = nn.ModuleDict()
+        self.heads = nn.ModuleDict()
+        self.missing = nn.ParameterDict()
+        for key, mod in config.modalities.items():
+            kind = mod.modality or key
+            spec = get_modality(kind, **OmegaConf.to_container(mod.options, resolve=True))
+            name = mod.encoder or spec.default_encoder
+            encoder = create_encoder(name, **OmegaConf.to_container(mod.params, resolve=True))
+            self.modalities[key] = spec
+            self.encoder_names[key] = name
+            self.encoders[key] = encoder
+            self.heads[key] = ProjectionHead(encoder.width, self.embed_dim, config.model.head)
+            self.missing[key] = nn.Parameter(torch.randn(self.embed_dim) * 0.02)
+            if mod.freeze:
+                encoder.requires_grad_(False)
+                encoder.eval()
+        self.frozen = {key for key, mod in config.modalities.items() if mod.freeze}
+        init = math.log(float(config.model.logit_scale_init))
+        self.log_logit_scale = nn.Parameter(
+            torch.tensor(init), requires_grad=bool(config.model.learn_logit_scale)
+        )
+        self.logit_scale_max = float(config.model.logit_scale_max)
+        self.objective = create_objective(
+            config.objective.name, **OmegaConf.to_container(config.objective.params, resolve=True)
+        )
+
+    # -- modes -----------------------------------------------------------------------------
+
+    def train(self, mode: bool = True) -> MultiModalModel:
+        """As ``nn.Module.train``, but frozen encoders stay in eval mode."""
+        super().train(mode)
+        for key in self.frozen:
+            self.encoders[key].eval()
+        return self
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    def logit_scale(self) -> torch.Tensor:
+        """The similarity multiplier exp(log_scale), clamped at ``logit_scale_max``."""
+        return self.log_logit_scale.clamp(max=math.log(self.logit_scale_max)).exp()
+
+    # -- encoding --------------------------------------------------------------------------
+
+    def encode(self, key: str, collated: Any) -> torch.Tensor:
+        """Embed a collated batch of modality ``key`` (present rows only).
+
+        Shapes:
+            output ``[B_present, embed_dim]``, L2-normalised when ``model.normalize``.
+        """
+        if key not in self.encoders:
+            raise KeyError(f"the model has no modality {key!r}; it has {sorted(self.encoders)}")
+        encoder = self.encoders[key]
+        use_ckpt = (self.config.model.gradient_checkpointing and self.training
+                    and key not in self.frozen and torch.is_grad_enabled())
+        features = (checkpoint(encoder, collated, use_reentrant=False) if use_ckpt
+                    else encoder(collated))
+        embedding = self.heads[key](features.float())
+        return self._normalise(embedding)
+
+    def _normalise(self, x: torch.Tensor) -> torch.Tensor:
+        return nn.functional.normalize(x, dim=-1) if self.normalize else x
+
+    def forward(self, batch: Batch) -> dict[str, torch.Tensor]:
+        """Embed every modality of ``batch``; rows without it get the learned missing embedding.
+
+        Shapes:
+            output: modality key -> ``[B, embed_dim]`` for every key present in ``batch``.
+        """
+        present: Mapping[str, torch.Tensor] = batch.get(PRESENT_KEY, {})
+        out: dict[str, torch.Tensor] = {}
+        for key in self.encoders:
+            if key not in batch and key not in present:
+                continue
+            mask = present.get(key)
+            rows = None if mask is None else mask.to(self.device)
+            if rows is not None and not bool(rows.any()):
+                out[key] = self._normalise(self.missing[key]).expand(rows.numel(), -1)
+                continue
+            embedding = self.encode(key, batch[key])
+            if rows is not None and not bool(rows.all()):
+                filler = self._normalise(self.missing[key]).to(embedding.dtype)
+                full = filler.expand(rows.numel(), -1)
+                index = rows.nonzero().squeeze(1)
+                embedding = full.index_put((index,), embedding)
+            out[key] = embedding
+        return out
+
+    def compute_loss(self, batch: Batch) -> dict[str, torch.Tensor]:
+        """Embed ``batch`` and apply the objective: ``{"loss": scalar, named parts...}``."""
+        embeddings = self(batch)
+        present = {k: v.to(self.device) for k, v in batch.get(PRESENT_KEY, {}).items()
+                   if k in embeddings}
+        return self.objective(embeddings, self.logit_scale(), present or None)
+
+    @torch.no_grad()
+    def score(self, query: dict[str, torch.Tensor], candidates: torch.Tensor) -> torch.Tensor:
+        """Rank ``candidates`` for query embeddings of one or more modalities, with the
+        objective's own rule (``objective.score``). Higher is better."""
+        return self.objective.score(query, candidates, self.logit_scale())
+
+    # -- saving ----------------------------------------------------------------------------
+
+    def save_pretrained(self, directory: str | Any) -> None:
+        """Write ``config.yaml``, ``model.safetensors`` and ``anymodal.json`` into ``directory``
+        (written next to it under a temporary name, then renamed)."""
+        from anymodal.saving import save_model
+
+        save_model(self, directory)
+
+    @classmethod
+    def from_pretrained(cls, directory: str | Any, map_location: str | torch.device = "cpu"
+                        ) -> MultiModalModel:
+        from anymodal.saving import load_model as _load
+
+        return _load(directory, map_location)
+
+    def fingerprint(self) -> str:
+        """A hash of the config and weights: indexes built by this model carry it."""
+        from anymodal.saving import fingerprint
+
+        return fingerprint(self)
+
+    # -- embedding raw items (retrieval) ----------------------------------------------------
+
+    def embed(self, key: str, items: Iterable[Any], batch_size: int = 64,
+              progress: bool = True, on_error: str = "raise") -> torch.Tensor:
+        """Embed raw items (paths, bytes, strings, tensors) of modality ``key``.
+
+        Items go through the plugin's ``load``/``transform(train=False)``/``collate`` in
+        batches, in eval mode, on the model's device.
+        """
+        from anymodal.data.embedding import embed_items
+
+        return embed_items(self, key, items, batch_size=batch_size, progress=progress,
+                           on_error=on_error)
+
+
+def build_model(recipe: str | None = None, overrides: Iterable[str] | None = None
+                ) -> MultiModalModel:
+    """A fresh model from a recipe path and ``key=value`` overrides."""
+    return MultiModalModel(load_config(recipe, overrides))
+
+
+def load_model(directory: str | Any, map_location: str | torch.device = "cpu"
+               ) -> MultiModalModel:
+    """Load a folder written by :meth:`MultiModalModel.save_pretrained`."""
+    return MultiModalModel.from_pretrained(directory, map_location)
