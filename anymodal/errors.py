@@ -29,11 +29,12 @@ class DataError(AnymodalError):
         problem: what is wrong, and what was expected.
     """
 
-    def __init__(self, source: object, problem: str) -> None:
+    def __init__(self, source: object, problem: str | None = None) -> None:
+        # One argument is a whole message: that is how a DataLoader worker's exception is
+        # re-created in the main process.
         self.source = source
-        self.problem = problem
-        super().__init__(f"{source}: {problem}")
+        self.problem = problem if problem is not None else str(source)
+        super().__init__(str(source) if problem is None else f"{source}: {problem}")
 
-    def __reduce__(self) -> tuple[type, tuple[object, str]]:
-        # DataLoader workers pickle exceptions to send them to the main process.
+    def __reduce__(self) -> tuple[type, tuple[object, str | None]]:
         return (type(self), (self.source, self.problem))

@@ -136,12 +136,22 @@ class MultiModalModel(nn.Module):
     def _normalise(self, x: torch.Tensor) -> torch.Tensor:
         return nn.functional.normalize(x, dim=-1) if self.normalize else x
 
-    def forward(self, batch: Batch) -> dict[str, torch.Tensor]:
+    def forward(self, batch: Batch, return_loss: bool = False) -> dict[str, torch.Tensor]:
         """Embed every modality of ``batch``; rows without it get the learned missing embedding.
+
+        With ``return_loss``, apply the objective instead and return its output
+        (``{"loss": scalar, named parts...}``): training calls the model this way so that a
+        DistributedDataParallel wrapper sees the whole computation.
 
         Shapes:
             output: modality key -> ``[B, embed_dim]`` for every key present in ``batch``.
         """
+        if return_loss:
+            return self.compute_loss(batch)
+        return self.embed_batch(batch)
+
+    def embed_batch(self, batch: Batch) -> dict[str, torch.Tensor]:
+        """Embed every modality of a collated batch (see :meth:`forward`)."""
         present: Mapping[str, torch.Tensor] = batch.get(PRESENT_KEY, {})
         out: dict[str, torch.Tensor] = {}
         for key in self.encoders:
@@ -163,7 +173,7 @@ class MultiModalModel(nn.Module):
 
     def compute_loss(self, batch: Batch) -> dict[str, torch.Tensor]:
         """Embed ``batch`` and apply the objective: ``{"loss": scalar, named parts...}``."""
-        embeddings = self(batch)
+        embeddings = self.embed_batch(batch)
         present = {k: v.to(self.device) for k, v in batch.get(PRESENT_KEY, {}).items()
                    if k in embeddings}
         return self.objective(embeddings, self.logit_scale(), present or None)

@@ -6,6 +6,8 @@ Environment switches:
 - ``ANYMODAL_PLUGINS=a,b``: load only the entry-point plugins named (by entry-point or
   distribution name); the built-ins always load.
 - ``ANYMODAL_STRICT_PLUGINS=1``: a plugin that fails raises instead of being reported.
+- ``ANYMODAL_PLUGIN_MODULES=pkg.mod,other``: also register these importable modules
+  (loaded last, whatever the two switches above say), like pytest's ``-p``.
 
 A plugin that fails to import, implements an unknown hook, raises in a hook, or registers a
 name already taken contributes nothing and is listed in :attr:`PluginManager.failures`
@@ -142,6 +144,8 @@ class PluginManager:
         if self.autoload:
             for candidate in self._entry_point_candidates():
                 self._load_candidate(candidate)
+        for candidate in self._module_candidates():
+            self._load_candidate(candidate)
         self._check_encoder_modalities()
         return self
 
@@ -162,6 +166,13 @@ class PluginManager:
                        lambda mod=mod: importlib.import_module(mod))
             for mod in BUILTIN_PLUGINS
         ]
+
+    def _module_candidates(self) -> list[_Candidate]:
+        """Modules named in ``ANYMODAL_PLUGIN_MODULES`` (as pytest's ``-p``): a plugin in
+        development, or a test's, used without packaging it."""
+        names = [n.strip() for n in os.environ.get("ANYMODAL_PLUGIN_MODULES", "").split(",")]
+        return [_Candidate(n, "(ANYMODAL_PLUGIN_MODULES)", "", False,
+                           lambda n=n: importlib.import_module(n)) for n in names if n]
 
     def _entry_point_candidates(self) -> list[_Candidate]:
         candidates = []
@@ -282,16 +293,26 @@ class PluginManager:
 
 
 _MANAGER: PluginManager | None = None
-_LOCK = threading.Lock()
+_LOCK = threading.RLock()
+_LOADING = False
 
 
 def get_plugin_manager() -> PluginManager:
     """The process-wide plugin manager, loaded at the first call (never at import time)."""
-    global _MANAGER
+    global _MANAGER, _LOADING
     if _MANAGER is None:
         with _LOCK:
+            if _LOADING:
+                raise PluginError(
+                    "a plugin asked for the plugin registry while plugins were loading (at "
+                    "import time or in a register hook); look names up later, when they are used"
+                )
             if _MANAGER is None:
-                _MANAGER = PluginManager().load()
+                _LOADING = True
+                try:
+                    _MANAGER = PluginManager().load()
+                finally:
+                    _LOADING = False
     return _MANAGER
 
 

@@ -7,6 +7,7 @@ whose synthetic items are different random views of shared class prototypes.
 
 from __future__ import annotations
 
+import io
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,6 +56,11 @@ def load_vector(source: Any, config: VectorConfig) -> torch.Tensor:
                 array = np.load(path, allow_pickle=False)
             except Exception as exc:  # numpy raises ValueError/OSError/EOFError on bad files
                 raise DataError(path, f"not a readable .npy array ({exc})") from None
+        elif isinstance(source, (bytes, bytearray)):
+            try:
+                array = np.load(io.BytesIO(source), allow_pickle=False)
+            except Exception as exc:
+                raise DataError(name, f"bytes are not a readable .npy array ({exc})") from None
         elif isinstance(source, str):
             array = np.array([float(v) for v in source.split(",")], dtype=np.float32)
         else:

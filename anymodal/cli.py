@@ -1,0 +1,143 @@
+"""The ``anymodal`` command line.
+
+``anymodal plugins|doctor|demo|train|embed|index|search|eval|report``; ``--help`` on each.
+Heavy modules are imported by the command that needs them, so ``--help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from anymodal._version import __version__
+from anymodal.errors import AnymodalError
+
+__all__ = ["main", "build_parser"]
+
+
+def _cmd_plugins(args: argparse.Namespace) -> int:
+    from anymodal.plugins import get_plugin_manager
+
+    manager = get_plugin_manager()
+    rows = [
+        {"plugin": p.name, "distribution": p.distribution, "version": p.version,
+         "builtin": p.builtin, "modalities": p.modalities, "encoders": p.encoders,
+         "objectives": p.objectives}
+        for p in manager.plugins.values()
+    ]
+    failures = [{"plugin": f.name, "distribution": f.distribution, "version": f.version,
+                 "reason": f.reason} for f in manager.failures]
+    if args.json:
+        print(json.dumps({"plugins": rows, "failures": failures}, indent=2))
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"anymodal {__version__} plugins")
+    for column in ("plugin", "version", "modalities", "encoders", "objectives"):
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(f"{row['plugin']}\n[dim]{row['distribution']}[/dim]", row["version"],
+                      ", ".join(row["modalities"]) or "-", ", ".join(row["encoders"]) or "-",
+                      ", ".join(row["objectives"]) or "-")
+    console = Console()
+    console.print(table)
+    if failures:
+        failed = Table(title="plugins that failed to load", style="red")
+        for column in ("plugin", "version", "reason"):
+            failed.add_column(column, overflow="fold")
+        for f in failures:
+            failed.add_row(f"{f['plugin']}\n[dim]{f['distribution']}[/dim]", f["version"],
+                           f["reason"])
+        console.print(failed)
+    return 0
+
+
+def _cmd_doctor(args: argparse.Namespace) -> int:
+    from anymodal.doctor import run_checks
+
+    checks = run_checks()
+    if args.json:
+        print(json.dumps([c.__dict__ for c in checks], indent=2))
+    else:
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table(title="anymodal doctor")
+        for column in ("", "component", "found", "to install"):
+            table.add_column(column, overflow="fold")
+        for c in checks:
+            table.add_row("[green]ok[/green]" if c.ok else "[red]missing[/red]", c.name,
+                          c.detail, c.fix)
+        Console().print(table)
+    return 0
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from anymodal.training import train_from_recipe
+
+    train_from_recipe(args.recipe, args.overrides)
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from anymodal.demo import run_demo
+
+    return run_demo(output_dir=args.output_dir, steps=args.steps, quick=args.quick)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="anymodal",
+        description="Contrastive learning across any number of modalities.",
+    )
+    parser.add_argument("--version", action="version", version=f"anymodal {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser("plugins", help="list plugins, what they provide, and failures")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=_cmd_plugins)
+
+    p = sub.add_parser("doctor", help="check libraries and system tools; say how to install")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=_cmd_doctor)
+
+    p = sub.add_parser("train", help="train from a YAML recipe (also under accelerate launch)",
+                       description="Train from a recipe. Overrides are key=value pairs, e.g. "
+                       "train.max_steps=100 data.batch_size=64.")
+    p.add_argument("recipe", help="path to a YAML recipe (see recipes/)")
+    p.add_argument("overrides", nargs="*", help="key=value overrides of the recipe")
+    p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("demo", help="a small end-to-end run: train, embed, search, report")
+    p.add_argument("--output-dir", default="runs/demo", help="where the run is written")
+    p.add_argument("--steps", type=int, default=None, help="training steps per objective")
+    p.add_argument("--quick", action="store_true", help="the fastest version (for tests)")
+    p.set_defaults(func=_cmd_demo)
+
+    from anymodal.retrieval.commands import add_retrieval_commands
+
+    add_retrieval_commands(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit status (2 for a usage or anymodal error)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        result: Any = args.func(args)
+    except AnymodalError as exc:
+        print(f"anymodal {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"anymodal {args.command}: interrupted", file=sys.stderr)
+        return 130
+    return int(result or 0)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,56 @@
+"""Datasets and data loaders from the ``data`` section of a recipe."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from functools import partial
+
+import torch
+from omegaconf import DictConfig
+from torch.utils.data import DataLoader, Dataset, IterableDataset
+
+from anymodal.errors import ConfigError
+from anymodal.types import ModalitySpec
+
+from .collate import collate_rows
+from .manifest import ManifestDataset
+from .shards import ShardDataset
+from .synthetic import SyntheticDataset
+
+__all__ = ["build_dataset", "build_dataloader"]
+
+
+def build_dataset(split: DictConfig, modalities: Mapping[str, ModalitySpec], train: bool,
+                  on_error: str, seed: int = 0) -> Dataset:  # type: ignore[type-arg]
+    """The dataset of one split (``data.train`` or ``data.val``)."""
+    if split.kind == "synthetic":
+        return SyntheticDataset(modalities, split.size, split.seed, dict(split.missing))
+    if not split.path:
+        raise ConfigError(f"data split of kind {split.kind!r} needs a 'path'")
+    if split.kind == "manifest":
+        return ManifestDataset(split.path, modalities, train=train, on_error=on_error,
+                               label_key=split.label_key)
+    if split.kind == "webdataset":
+        return ShardDataset(split.path, modalities, train=train, on_error=on_error, seed=seed)
+    raise ConfigError(f"unknown data kind {split.kind!r}; valid choices: manifest, "
+                      "synthetic, webdataset")
+
+
+def build_dataloader(dataset: Dataset, modalities: Mapping[str, ModalitySpec],  # type: ignore[type-arg]
+                     batch_size: int, shuffle: bool, num_workers: int = 0,
+                     pin_memory: bool = False, seed: int = 0, drop_last: bool = True
+                     ) -> DataLoader:  # type: ignore[type-arg]
+    """A loader whose batches are collated with presence masks; shuffling is seeded."""
+    iterable = isinstance(dataset, IterableDataset)
+    generator = torch.Generator().manual_seed(seed) if shuffle and not iterable else None
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        shuffle=shuffle and not iterable,
+        generator=generator,
+        num_workers=num_workers,
+        pin_memory=pin_memory,
+        drop_last=drop_last,
+        collate_fn=partial(collate_rows, modalities=dict(modalities)),
+        persistent_workers=num_workers > 0,
+    )

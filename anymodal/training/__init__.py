@@ -1,0 +1,5 @@
+"""Training: the Accelerate loop, checkpoints, trackers and evaluation during training."""
+
+from anymodal.training.loop import TrainResult, train, train_from_recipe
+
+__all__ = ["TrainResult", "train", "train_from_recipe"]
