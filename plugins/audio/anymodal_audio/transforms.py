@@ -1,0 +1,155 @@
+"""From a waveform to model-ready log-mel features: cropping, features, SpecAugment.
+
+An item is ``[T, n_mels]`` (one clip), or ``[K, T, n_mels]`` when, in evaluation, audio
+longer than a clip is cut into ``K = eval_clips`` clips whose embeddings the encoders
+average. ``T`` is at most the frames of one clip; shorter audio gives fewer frames (unless
+``pad_to_clip``), and ``collate`` pads the batch and says which frames are real.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import warnings
+
+import torch
+import torch.nn.functional as F
+
+from anymodal_audio.config import AudioConfig
+
+__all__ = [
+    "clip_frames",
+    "crop_clips",
+    "log_mel",
+    "num_frames",
+    "spec_augment",
+    "transform_audio",
+]
+
+
+def transform_audio(waveform: torch.Tensor, train: bool, config: AudioConfig) -> torch.Tensor:
+    """Crop ``waveform`` into clip(s) and compute normalised log-mel features.
+
+    Args:
+        waveform: mono samples at ``config.sample_rate`` (from ``load``).
+        train: random crop and SpecAugment when True; centre crop or ``eval_clips`` evenly
+            spaced clips when False.
+        config: the modality's options.
+
+    Shapes:
+        waveform: ``[N]``; output: ``[T, n_mels]`` or ``[K, T, n_mels]``.
+    """
+    clips = crop_clips(waveform, train, config)
+    items = []
+    for clip in clips:
+        feats = (log_mel(clip, config) - config.mean) / config.std
+        if train:
+            feats = spec_augment(feats, config)
+        if config.pad_to_clip:
+            feats = F.pad(feats, (0, 0, 0, clip_frames(config) - feats.shape[0]))
+        items.append(feats)
+    return items[0] if len(items) == 1 else torch.stack(items)
+
+
+def crop_clips(waveform: torch.Tensor, train: bool, config: AudioConfig) -> list[torch.Tensor]:
+    """The clip(s) of ``waveform`` to featurise; short audio is returned whole.
+
+    Training takes one random window (global torch RNG, seeded per DataLoader worker);
+    evaluation takes the centre window, or ``eval_clips`` windows from start to end.
+    """
+    length, clip = waveform.shape[-1], config.clip_samples
+    if length <= clip:
+        return [waveform]
+    if train:
+        start = int(torch.randint(0, length - clip + 1, ()).item())
+        return [waveform[start:start + clip]]
+    if config.eval_clips == 1:
+        start = (length - clip) // 2
+        return [waveform[start:start + clip]]
+    starts = torch.linspace(0, length - clip, config.eval_clips).round().long().tolist()
+    return [waveform[s:s + clip] for s in starts]
+
+
+def _fft_size(config: AudioConfig) -> int:
+    return 2 ** math.ceil(math.log2(config.window_samples))
+
+
+def _min_samples(config: AudioConfig) -> int:
+    """Samples needed for one frame (edges are not padded, as in Kaldi)."""
+    return config.window_samples if config.features == "fbank" else _fft_size(config)
+
+
+def num_frames(num_samples: int, config: AudioConfig) -> int:
+    """Frames the features of ``num_samples`` samples have (short audio is padded to one)."""
+    return 1 + (max(num_samples, _min_samples(config)) - _min_samples(config)) // (
+        config.hop_samples
+    )
+
+
+def clip_frames(config: AudioConfig) -> int:
+    """Frames of one full clip: the longest ``T`` an item has."""
+    return num_frames(config.clip_samples, config)
+
+
+def log_mel(clip: torch.Tensor, config: AudioConfig) -> torch.Tensor:
+    """Log-mel features of one clip, before normalisation.
+
+    Shapes:
+        clip: ``[N]``; output: ``[num_frames(N), n_mels]``.
+    """
+    short = _min_samples(config) - clip.shape[-1]
+    if short > 0:  # shorter than one analysis window: pad with silence to get one frame
+        clip = F.pad(clip, (0, short))
+    if config.features == "fbank":
+        import torchaudio.compliance.kaldi as kaldi
+
+        return kaldi.fbank(
+            clip[None], htk_compat=True, sample_frequency=config.sample_rate,
+            use_energy=False, window_type="hanning", num_mel_bins=config.n_mels,
+            dither=0.0, frame_shift=config.frame_shift_ms, frame_length=config.frame_length_ms,
+        )
+    mel = _mel_spectrogram(config.sample_rate, _fft_size(config), config.window_samples,
+                           config.hop_samples, config.n_mels)(clip)
+    # Same floor as Kaldi's log (float32 epsilon), so the two feature kinds share statistics.
+    return mel.clamp_min(torch.finfo(torch.float32).eps).log().transpose(0, 1)
+
+
+@functools.lru_cache(maxsize=8)
+def _mel_spectrogram(sample_rate: int, n_fft: int, win_length: int, hop: int,
+                     n_mels: int) -> torch.nn.Module:
+    import torchaudio
+
+    with warnings.catch_warnings():
+        # With 128 bins at 16 kHz the lowest mel filter is narrower than one FFT bin and
+        # comes out empty; Kaldi's fbank has the same empty bin (it sits at the log floor).
+        warnings.filterwarnings("ignore", message="At least one mel filterbank")
+        # center=False: frames start at sample 0 and never read padding, like Kaldi's fbank.
+        return torchaudio.transforms.MelSpectrogram(
+            sample_rate=sample_rate, n_fft=n_fft, win_length=win_length, hop_length=hop,
+            n_mels=n_mels, center=False, power=2.0, mel_scale="htk",
+        )
+
+
+def spec_augment(features: torch.Tensor, config: AudioConfig) -> torch.Tensor:
+    """SpecAugment masking (Park et al., 2019) with the global torch RNG.
+
+    Masked values are set to 0, the dataset mean once features are normalised.
+
+    Shapes:
+        features: ``[T, F]``; output: same.
+    """
+    features = features.clone()
+    frames, bins = features.shape
+    for _ in range(config.num_freq_masks):
+        start, width = _random_span(bins, config.freq_mask)
+        features[:, start:start + width] = 0.0
+    for _ in range(config.num_time_masks):
+        start, width = _random_span(frames, config.time_mask)
+        features[start:start + width, :] = 0.0
+    return features
+
+
+def _random_span(size: int, max_width: int) -> tuple[int, int]:
+    width = int(torch.randint(0, min(max_width, size) + 1, ()).item())
+    start = int(torch.randint(0, size - width + 1, ()).item())
+    return start, width

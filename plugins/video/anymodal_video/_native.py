@@ -1,0 +1,71 @@
+"""Capture what native decoders (libsndfile/mpg123, decord/FFmpeg) print to stderr.
+
+decord and mpg123 write their diagnostics straight to file descriptor 2, around Python's
+``sys.stderr``. We redirect the descriptor while a decoder runs, so that a bad file gives
+one clean :class:`anymodal.DataError` instead of native noise, and we keep the text to put
+the decoder's own reason into that error.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+__all__ = ["CapturedStderr", "capture_native_stderr", "strip_native_prefix"]
+
+# fd 2 is process-wide: two threads must not swap it at the same time.
+_LOCK = threading.Lock()
+
+
+class CapturedStderr:
+    """The text written to fd 2 inside :func:`capture_native_stderr` (set on exit)."""
+
+    text: str = ""
+
+    def reason(self, limit: int = 300) -> str:
+        """The last non-empty lines, joined, without decord's ``[hh:mm:ss] file.cc:N:`` prefix."""
+        lines = [strip_native_prefix(line) for line in self.text.splitlines() if line.strip()]
+        joined = "; ".join(dict.fromkeys(lines[-3:]))  # drop repeats, keep order
+        return joined[-limit:]
+
+
+def strip_native_prefix(line: str) -> str:
+    """``line`` without decord's ``[hh:mm:ss] /path/file.cc:N:`` or FFmpeg's
+    ``[mov,mp4 @ 0x55...]`` prefix."""
+    line = line.strip()
+    if line.startswith("[") and " @ 0x" in line.split("]", 1)[0]:
+        return line.split("]", 1)[1].strip()
+    if line.startswith("[") and ".cc:" in line:
+        # "[08:22:14] /path/video_reader.cc:83: ERROR opening: x.mp4, No such file"
+        tail = line.split(".cc:", 1)[1]
+        line = tail.split(":", 1)[1].strip() if ":" in tail else tail
+    return line
+
+
+@contextmanager
+def capture_native_stderr() -> Iterator[CapturedStderr]:
+    """Redirect file descriptor 2 to a temporary file for the duration of the block.
+
+    Yields:
+        a :class:`CapturedStderr` whose ``text`` holds what was written, once the block ends.
+    """
+    captured = CapturedStderr()
+    with _LOCK, tempfile.TemporaryFile() as sink:
+        try:
+            sys.stderr.flush()
+            saved = os.dup(2)
+        except (OSError, ValueError):  # no fd 2 at all (some embedded interpreters)
+            yield captured
+            return
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield captured
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            sink.seek(0)
+            captured.text = sink.read().decode("utf-8", errors="replace")
