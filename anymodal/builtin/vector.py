@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import math
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -114,14 +115,13 @@ def synthesize_vectors(
 
 
 def make_vector_modality(config: VectorConfig) -> ModalitySpec:
+    # partial, not lambdas: the spec must pickle into DataLoader workers started by spawn.
     return ModalitySpec(
         name="vector",
-        load=lambda source: load_vector(source, config),
-        transform=lambda raw, train: transform_vector(raw, train, config),
+        load=partial(load_vector, config=config),
+        transform=partial(transform_vector, config=config),
         collate=collate_vectors,
-        synthesize=lambda n, generator, labels=None: synthesize_vectors(
-            n, generator, labels, config
-        ),
+        synthesize=partial(synthesize_vectors, config=config),
         default_encoder="vector_mlp",
         num_classes=config.num_classes,
         config_cls=VectorConfig,

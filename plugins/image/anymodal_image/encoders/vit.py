@@ -1,0 +1,103 @@
+"""``image_vit_tiny``: a small Vision Transformer (ViT) image encoder.
+
+Patches are projected by a strided convolution, a class token and learned positions are
+added, pre-norm blocks follow, then a final LayerNorm and the class token (or the mean of
+the patch tokens). Inputs of another size than ``image_size`` are served by resizing the
+position table to the new patch grid (bicubic), as timm's ``dynamic_img_size`` does.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from anymodal_image.config import ViTTinyConfig
+
+__all__ = ["Block", "ViTTiny"]
+
+
+class Block(nn.Module):
+    """Pre-norm transformer block: x + attn(LN(x)), then x + MLP(LN(x)).
+
+    Shapes:
+        x: ``[B, N, D]``; output ``[B, N, D]``.
+    """
+
+    def __init__(self, width: int, heads: int, mlp_ratio: float, dropout: float) -> None:
+        super().__init__()
+        self.heads = heads
+        self.dropout = dropout
+        self.norm1 = nn.LayerNorm(width, eps=1e-6)
+        self.qkv = nn.Linear(width, 3 * width)
+        self.proj = nn.Linear(width, width)
+        self.norm2 = nn.LayerNorm(width, eps=1e-6)
+        hidden = int(width * mlp_ratio)
+        self.mlp = nn.Sequential(nn.Linear(width, hidden), nn.GELU(), nn.Linear(hidden, width),
+                                 nn.Dropout(dropout))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, n, width = x.shape
+        q, k, v = self.qkv(self.norm1(x)).view(b, n, 3, self.heads, -1).permute(2, 0, 3, 1, 4)
+        attn = F.scaled_dot_product_attention(q, k, v,
+                                              dropout_p=self.dropout if self.training else 0.0)
+        x = x + self.proj(attn.transpose(1, 2).reshape(b, n, width))
+        return x + self.mlp(self.norm2(x))
+
+
+class ViTTiny(nn.Module):
+    """A small ViT.
+
+    Args:
+        config: its :class:`~anymodal_image.config.ViTTinyConfig`.
+
+    Shapes:
+        input: ``float [B, 3, H, W]`` (H, W >= ``patch_size``); output ``[B, width]``.
+    """
+
+    def __init__(self, config: ViTTinyConfig) -> None:
+        super().__init__()
+        if config.width % config.heads:
+            raise ValueError(f"image_vit_tiny: heads={config.heads} must divide "
+                             f"width={config.width}")
+        if config.pool not in ("cls", "mean"):
+            raise ValueError(f"image_vit_tiny: pool={config.pool!r}; use 'cls' or 'mean'")
+        if config.image_size < config.patch_size:
+            raise ValueError(f"image_vit_tiny: image_size={config.image_size} is smaller than "
+                             f"patch_size={config.patch_size}")
+        self.config = config
+        self.width = config.width
+        self.grid = config.image_size // config.patch_size
+        self.patch = nn.Conv2d(3, config.width, config.patch_size, stride=config.patch_size)
+        self.cls = nn.Parameter(torch.zeros(1, 1, config.width))
+        self.pos = nn.Parameter(torch.zeros(1, 1 + self.grid * self.grid, config.width))
+        nn.init.normal_(self.pos, std=0.02)
+        nn.init.normal_(self.cls, std=1e-6)
+        self.blocks = nn.ModuleList(
+            Block(config.width, config.heads, config.mlp_ratio, config.dropout)
+            for _ in range(config.depth)
+        )
+        self.norm = nn.LayerNorm(config.width, eps=1e-6)
+
+    def _positions(self, rows: int, cols: int) -> torch.Tensor:
+        """The position table for a ``rows x cols`` patch grid (class token first)."""
+        if (rows, cols) == (self.grid, self.grid):
+            return self.pos
+        table = self.pos[:, 1:].reshape(1, self.grid, self.grid, -1).permute(0, 3, 1, 2)
+        table = F.interpolate(table, size=(rows, cols), mode="bicubic", align_corners=False)
+        return torch.cat([self.pos[:, :1], table.flatten(2).transpose(1, 2)], dim=1)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        if images.dim() != 4 or images.shape[1] != 3 or min(images.shape[-2:]) < \
+                self.config.patch_size:
+            raise ValueError(f"image_vit_tiny expects [B, 3, H, W] with H, W >= "
+                             f"{self.config.patch_size}, got {tuple(images.shape)}")
+        x = self.patch(images.float())                       # [B, D, rows, cols]
+        rows, cols = x.shape[-2:]
+        x = x.flatten(2).transpose(1, 2)                     # [B, rows*cols, D]
+        x = torch.cat([self.cls.expand(x.shape[0], -1, -1), x], dim=1)
+        x = x + self._positions(rows, cols)
+        for block in self.blocks:
+            x = block(x)
+        x = self.norm(x)
+        return x[:, 0] if self.config.pool == "cls" else x[:, 1:].mean(1)

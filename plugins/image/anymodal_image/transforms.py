@@ -1,0 +1,74 @@
+"""The image transform (torchvision ``transforms.v2``) and collate.
+
+Eval: resize the short side to ``resize`` (default ``size``), centre crop ``size``, scale to
+[0, 1], normalise. Training: the crop named by ``train_crop``, a horizontal flip with
+probability ``hflip``, then the same scaling and normalisation. The random draws of v2
+come from torch's global generator, which DataLoader seeds per worker.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from anymodal_image.config import ImageConfig
+
+__all__ = ["ImageTransform", "collate_images"]
+
+
+def _build(config: ImageConfig, train: bool) -> Any:
+    from torchvision.transforms import v2
+
+    resize = config.resize or config.size
+    if train and config.train_crop == "random_resized":
+        geometry = [v2.RandomResizedCrop(config.size, scale=(config.min_scale, 1.0),
+                                         antialias=True)]
+    elif train and config.train_crop == "random":
+        geometry = [v2.Resize(resize, antialias=True), v2.RandomCrop(config.size)]
+    else:
+        geometry = [v2.Resize(resize, antialias=True), v2.CenterCrop(config.size)]
+    if train and config.hflip > 0:
+        geometry.append(v2.RandomHorizontalFlip(config.hflip))
+    return v2.Compose([
+        *geometry,
+        v2.ToDtype(torch.float32, scale=True),
+        v2.Normalize(mean=list(config.mean), std=list(config.std)),
+    ])
+
+
+class ImageTransform:
+    """``transform(raw, train) -> item`` of the image modality.
+
+    The two v2 pipelines are built at the first call, so that registering the modality
+    does not import torchvision; the object pickles (DataLoader workers).
+
+    Args:
+        config: the modality's options.
+
+    Shapes:
+        raw: ``uint8 [3, H, W]`` (from :func:`anymodal_image.io.load_image`);
+        output: ``float32 [3, size, size]``.
+    """
+
+    def __init__(self, config: ImageConfig) -> None:
+        self.config = config
+        self._pipelines: dict[bool, Any] = {}
+
+    def __call__(self, raw: torch.Tensor, train: bool) -> torch.Tensor:
+        train = bool(train)
+        if train not in self._pipelines:
+            self._pipelines[train] = _build(self.config, train)
+        if raw.dtype != torch.uint8 or raw.dim() != 3 or raw.shape[0] != 3:
+            raise ValueError(f"image transform expects uint8 [3, H, W] pixels (from load), "
+                             f"got {raw.dtype} {tuple(raw.shape)}")
+        return self._pipelines[train](raw)
+
+
+def collate_images(items: list[torch.Tensor]) -> torch.Tensor:
+    """Stack items into a batch.
+
+    Shapes:
+        items: each ``[3, size, size]``; output ``[B, 3, size, size]``.
+    """
+    return torch.stack(items)
