@@ -15,7 +15,7 @@ from typing import Any
 from anymodal._version import __version__
 from anymodal.errors import AnymodalError
 
-__all__ = ["main", "build_parser"]
+__all__ = ["build_parser", "main"]
 
 
 def _cmd_plugins(args: argparse.Namespace) -> int:

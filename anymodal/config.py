@@ -23,18 +23,18 @@ from anymodal.plugins import get_encoder_spec, get_modality, get_plugin_manager
 from anymodal.registry import suggest
 
 __all__ = [
+    "DataConfig",
+    "DatasetConfig",
+    "ExperimentConfig",
+    "LoggingConfig",
     "ModalityConfig",
     "ModelConfig",
     "ObjectiveConfig",
-    "DatasetConfig",
-    "DataConfig",
     "OptimConfig",
     "TrainConfig",
-    "LoggingConfig",
-    "ExperimentConfig",
     "load_config",
-    "validate_config",
     "to_yaml",
+    "validate_config",
 ]
 
 
@@ -293,7 +293,9 @@ def validate_config(config: DictConfig) -> None:
     for key, expected in _CHOICES.items():
         value = OmegaConf.select(config, key)
         if value is not None and value not in expected:
-            raise ConfigError(f"config key {key!r} is {value!r}; {suggest(str(value), list(expected))}")
+            raise ConfigError(
+                f"config key {key!r} is {value!r}; {suggest(str(value), list(expected))}"
+            )
     if not config.modalities:
         raise ConfigError("config key 'modalities' is empty: name at least one modality")
     manager = get_plugin_manager()

@@ -38,7 +38,7 @@ def _binary(name: str, fix: str) -> Check:
 
 
 def _torch_extra(torch: object) -> str:
-    cuda = getattr(torch, "cuda")
+    cuda = torch.cuda
     if cuda.is_available():
         return f" (CUDA {torch.version.cuda}, {cuda.device_count()} GPU: {cuda.get_device_name(0)})"  # type: ignore[attr-defined]
     return " (no CUDA device: training runs on the CPU)"

@@ -6,7 +6,7 @@ expected, so that a user can act on it without reading a traceback.
 
 from __future__ import annotations
 
-__all__ = ["AnymodalError", "PluginError", "ConfigError", "DataError"]
+__all__ = ["AnymodalError", "ConfigError", "DataError", "PluginError"]
 
 
 class AnymodalError(Exception):

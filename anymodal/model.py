@@ -20,7 +20,7 @@ from anymodal.errors import ConfigError
 from anymodal.plugins import create_encoder, create_objective, get_modality
 from anymodal.types import PRESENT_KEY, Batch, ModalitySpec
 
-__all__ = ["MultiModalModel", "load_model", "ProjectionHead"]
+__all__ = ["MultiModalModel", "ProjectionHead", "load_model"]
 
 
 class ProjectionHead(nn.Module):

@@ -36,18 +36,18 @@ from anymodal.types import EncoderSpec, ModalitySpec, ObjectiveSpec
 __all__ = [
     "BUILTIN_PLUGINS",
     "ENTRY_POINT_GROUP",
-    "PluginInfo",
     "PluginFailure",
+    "PluginInfo",
     "PluginManager",
-    "get_plugin_manager",
-    "reset_plugin_manager",
-    "list_modalities",
-    "list_encoders",
-    "list_objectives",
-    "get_modality",
-    "get_encoder_spec",
     "create_encoder",
     "create_objective",
+    "get_encoder_spec",
+    "get_modality",
+    "get_plugin_manager",
+    "list_encoders",
+    "list_modalities",
+    "list_objectives",
+    "reset_plugin_manager",
 ]
 
 ENTRY_POINT_GROUP = "anymodal"

@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
-from safetensors.torch import load_file, save_model as _save_safetensors
+from safetensors.torch import load_file
+from safetensors.torch import save_model as _save_safetensors
 
 from anymodal._version import __version__
 from anymodal.config import load_config, to_yaml
@@ -25,7 +26,7 @@ from anymodal.plugins import get_plugin_manager
 if TYPE_CHECKING:
     from anymodal.model import MultiModalModel
 
-__all__ = ["save_model", "load_model", "fingerprint", "FORMAT_VERSION", "read_manifest"]
+__all__ = ["FORMAT_VERSION", "fingerprint", "load_model", "read_manifest", "save_model"]
 
 FORMAT_VERSION = 1
 CONFIG_FILE = "config.yaml"

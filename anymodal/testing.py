@@ -17,7 +17,7 @@ from anymodal.errors import DataError
 from anymodal.plugins import create_encoder, get_modality
 from anymodal.types import EncoderSpec, ModalitySpec
 
-__all__ = ["check_modality", "check_encoder", "synthetic_batch"]
+__all__ = ["check_encoder", "check_modality", "synthetic_batch"]
 
 
 def synthetic_batch(modality: ModalitySpec, n: int, seed: int = 0) -> Any:

@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["ModalitySpec", "EncoderSpec", "ObjectiveSpec", "Batch", "PRESENT_KEY", "IDS_KEY"]
+__all__ = ["IDS_KEY", "PRESENT_KEY", "Batch", "EncoderSpec", "ModalitySpec", "ObjectiveSpec"]
 
 Batch = dict[str, Any]
 PRESENT_KEY = "present"

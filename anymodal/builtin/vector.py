@@ -53,6 +53,9 @@ def load_vector(source: Any, config: VectorConfig) -> torch.Tensor:
             path = Path(source)
             if not path.exists():
                 raise DataError(path, "file not found (expected a .npy vector)")
+            with path.open("rb") as handle:
+                if handle.read(6) != b"\x93NUMPY":
+                    raise DataError(path, "not a readable .npy array (no .npy header)")
             try:
                 array = np.load(path, allow_pickle=False)
             except Exception as exc:  # numpy raises ValueError/OSError/EOFError on bad files

@@ -17,7 +17,7 @@ from .manifest import ManifestDataset
 from .shards import ShardDataset
 from .synthetic import SyntheticDataset
 
-__all__ = ["build_dataset", "build_dataloader"]
+__all__ = ["build_dataloader", "build_dataset"]
 
 
 def build_dataset(split: DictConfig, modalities: Mapping[str, ModalitySpec], train: bool,

@@ -15,7 +15,7 @@ import torch
 
 from anymodal.types import IDS_KEY, PRESENT_KEY, Batch, ModalitySpec
 
-__all__ = ["BadRow", "Row", "collate_rows", "BAD_KEY", "LABELS_KEY", "batch_size"]
+__all__ = ["BAD_KEY", "LABELS_KEY", "BadRow", "Row", "batch_size", "collate_rows"]
 
 Row = dict[str, Any]
 BAD_KEY = "bad"

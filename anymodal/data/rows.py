@@ -11,7 +11,7 @@ from anymodal.types import ModalitySpec
 
 from .collate import BadRow, Row
 
-__all__ = ["load_row", "resolve_source", "ON_ERROR_CHOICES"]
+__all__ = ["ON_ERROR_CHOICES", "load_row", "resolve_source"]
 
 ON_ERROR_CHOICES = ("skip", "raise")
 

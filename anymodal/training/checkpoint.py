@@ -16,7 +16,7 @@ from pathlib import Path
 
 from accelerate import Accelerator
 
-__all__ = ["TrainerState", "save_checkpoint", "latest_checkpoint", "load_checkpoint"]
+__all__ = ["TrainerState", "latest_checkpoint", "load_checkpoint", "save_checkpoint"]
 
 STATE_FILE = "trainer_state.json"
 _STEP_DIR = re.compile(r"^step_(\d+)$")

@@ -41,7 +41,7 @@ from .signals import StopRequest, catch_stop_signals
 from .summary import print_end, print_start
 from .tracking import MetricsLog, make_trackers
 
-__all__ = ["train", "train_from_recipe", "TrainResult"]
+__all__ = ["TrainResult", "train", "train_from_recipe"]
 
 
 @dataclass
@@ -285,20 +285,20 @@ class _Run:
             self.last_finite = loss_value
             bar.update(1)
             bar.set_postfix(loss=f"{loss_value:.4f}")
+            elapsed = time.perf_counter() - window_start
+            values = {"train/loss": loss_value,
+                      "train/lr": self.optimizer.param_groups[0]["lr"],
+                      "train/logit_scale": float(self.raw_model.logit_scale().detach()),
+                      "train/samples_per_s": window_samples / max(elapsed, 1e-9),
+                      "train/world_size": acc.num_processes,
+                      **{f"train/{k}": float(v.detach()) for k, v in out.items()
+                         if k != "loss" and torch.is_tensor(v) and v.numel() == 1}}
+            window_start, window_samples = time.perf_counter(), 0
             if self.state.step % t.log_every == 0 or self.state.step == t.max_steps:
-                elapsed = time.perf_counter() - window_start
-                values = {"train/loss": loss_value,
-                          "train/lr": self.optimizer.param_groups[0]["lr"],
-                          "train/logit_scale": float(self.raw_model.logit_scale().detach()),
-                          "train/samples_per_s": window_samples / max(elapsed, 1e-9),
-                          "train/world_size": acc.num_processes,
-                          **{f"train/{k}": float(v) for k, v in out.items()
-                             if k != "loss" and torch.is_tensor(v) and v.numel() == 1}}
                 self.log(values)
-                if acc.is_main_process:
-                    get_plugin_manager().pm.hook.anymodal_on_step_end(
-                        step=self.state.step, metrics=values, state=self)
-                window_start, window_samples = time.perf_counter(), 0
+            if acc.is_main_process:
+                get_plugin_manager().pm.hook.anymodal_on_step_end(
+                    step=self.state.step, metrics=values, state=self)
             if t.eval_every and self.state.step % t.eval_every == 0:
                 self.run_eval()
             if t.checkpoint_every and self.state.step % t.checkpoint_every == 0:

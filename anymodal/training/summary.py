@@ -11,7 +11,7 @@ from rich.table import Table
 
 from anymodal.model import MultiModalModel
 
-__all__ = ["print_start", "print_end"]
+__all__ = ["print_end", "print_start"]
 
 
 def _count(module: Any, trainable: bool | None = None) -> int:
