@@ -146,7 +146,11 @@ def load_model(directory: str | os.PathLike[str],
     config = load_config(folder / CONFIG_FILE)
     model = MultiModalModel(config)
     state = load_file(str(folder / WEIGHTS_FILE), device=str(map_location))
-    missing, unexpected = model.load_state_dict(state, strict=False)
+    try:
+        missing, unexpected = model.load_state_dict(state, strict=False)
+    except RuntimeError as exc:  # shapes differ from what config.yaml builds
+        raise ConfigError(f"{folder / WEIGHTS_FILE} does not match {folder / CONFIG_FILE}: "
+                          f"{str(exc).splitlines()[-1].strip()}") from None
     # save_model drops tensors that share storage; they come back through their twin.
     missing = [k for k in missing if k not in _shared_names(model)]
     if missing or unexpected:
