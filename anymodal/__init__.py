@@ -12,16 +12,18 @@ from anymodal._version import __version__
 from anymodal.errors import AnymodalError, ConfigError, DataError, PluginError
 from anymodal.hookspecs import hookimpl
 from anymodal.plugins import (
+    build_dataset_files,
     create_encoder,
     create_objective,
     get_encoder_spec,
     get_modality,
     get_plugin_manager,
+    list_datasets,
     list_encoders,
     list_modalities,
     list_objectives,
 )
-from anymodal.types import Batch, EncoderSpec, ModalitySpec, ObjectiveSpec
+from anymodal.types import Batch, DatasetSpec, EncoderSpec, ModalitySpec, ObjectiveSpec
 
 if TYPE_CHECKING:
     from anymodal import testing
@@ -33,6 +35,7 @@ __all__ = [
     "Batch",
     "ConfigError",
     "DataError",
+    "DatasetSpec",
     "EncoderSpec",
     "ExperimentConfig",
     "ModalitySpec",
@@ -40,12 +43,14 @@ __all__ = [
     "ObjectiveSpec",
     "PluginError",
     "__version__",
+    "build_dataset_files",
     "create_encoder",
     "create_objective",
     "get_encoder_spec",
     "get_modality",
     "get_plugin_manager",
     "hookimpl",
+    "list_datasets",
     "list_encoders",
     "list_modalities",
     "list_objectives",

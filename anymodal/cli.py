@@ -25,7 +25,7 @@ def _cmd_plugins(args: argparse.Namespace) -> int:
     rows = [
         {"plugin": p.name, "distribution": p.distribution, "version": p.version,
          "builtin": p.builtin, "modalities": p.modalities, "encoders": p.encoders,
-         "objectives": p.objectives}
+         "objectives": p.objectives, "datasets": p.datasets}
         for p in manager.plugins.values()
     ]
     failures = [{"plugin": f.name, "distribution": f.distribution, "version": f.version,
@@ -37,12 +37,12 @@ def _cmd_plugins(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     table = Table(title=f"anymodal {__version__} plugins")
-    for column in ("plugin", "version", "modalities", "encoders", "objectives"):
+    kinds = ("modalities", "encoders", "objectives", "datasets")
+    for column in ("plugin", "version", *kinds):
         table.add_column(column, overflow="fold")
     for row in rows:
         table.add_row(f"{row['plugin']}\n[dim]{row['distribution']}[/dim]", row["version"],
-                      ", ".join(row["modalities"]) or "-", ", ".join(row["encoders"]) or "-",
-                      ", ".join(row["objectives"]) or "-")
+                      *(", ".join(row[kind]) or "-" for kind in kinds))
     console = Console()
     console.print(table)
     if failures:
@@ -83,6 +83,33 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_datasets(args: argparse.Namespace) -> int:
+    from anymodal.plugins import build_dataset_files, get_plugin_manager
+
+    registry = get_plugin_manager().datasets
+    if args.action == "list":
+        for name, entry in registry.items():
+            print(f"{name:16s} {entry.spec.description}  [{entry.plugin}]")
+        return 0
+    if not args.name or not args.out_dir:
+        raise AnymodalError("anymodal datasets build needs NAME and OUT_DIR")
+    params: dict[str, Any] = {}
+    for item in args.params:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise AnymodalError(f"dataset option {item!r} must look like key=value")
+        params[key] = value
+    if args.limit is not None:
+        params["limit"] = args.limit
+    if args.modalities:
+        params["modalities"] = [m.strip() for m in args.modalities.split(",") if m.strip()]
+    if args.missing is not None:
+        params["missing"] = args.missing
+    manifest = build_dataset_files(args.name, args.out_dir, **params)
+    print(f"manifest: {manifest}")
+    return 0
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from anymodal.demo import run_demo
 
@@ -111,6 +138,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("recipe", help="path to a YAML recipe (see recipes/)")
     p.add_argument("overrides", nargs="*", help="key=value overrides of the recipe")
     p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("datasets", help="list or build data sets that plugins provide",
+                       description="anymodal datasets list | anymodal datasets build NAME "
+                       "OUT_DIR [--limit N] [--modalities a,b] [--missing F] [key=value ...]")
+    p.add_argument("action", choices=["list", "build"])
+    p.add_argument("name", nargs="?", help="the data set (see: anymodal datasets list)")
+    p.add_argument("out_dir", nargs="?", help="where its files and manifest are written")
+    p.add_argument("params", nargs="*", help="key=value options of the builder")
+    p.add_argument("--limit", type=int, default=None, help="build only the first N samples")
+    p.add_argument("--modalities", default=None, help="comma-separated subset to build")
+    p.add_argument("--missing", type=float, default=None,
+                   help="fraction of rows built with some modalities dropped")
+    p.set_defaults(func=_cmd_datasets)
 
     p = sub.add_parser("demo", help="a small end-to-end run: train, embed, search, report")
     p.add_argument("--output-dir", default="runs/demo", help="where the run is written")

@@ -46,6 +46,15 @@ def anymodal_register_objectives(register: Any) -> None:
 
 
 @hookspec
+def anymodal_register_datasets(register: Any) -> None:
+    """Register data set builders (``anymodal datasets build NAME OUT_DIR``).
+
+    Args:
+        register: call ``register(DatasetSpec(...))`` once per builder.
+    """
+
+
+@hookspec
 def anymodal_on_step_end(step: int, metrics: dict[str, float], state: Any) -> None:
     """Called on the main process after every optimiser step.
 

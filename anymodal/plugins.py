@@ -22,6 +22,7 @@ import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from importlib import metadata
+from pathlib import Path
 from typing import Any
 
 import pluggy
@@ -31,7 +32,7 @@ from anymodal._version import __version__
 from anymodal.errors import PluginError
 from anymodal.params import build_params
 from anymodal.registry import Registry
-from anymodal.types import EncoderSpec, ModalitySpec, ObjectiveSpec
+from anymodal.types import DatasetSpec, EncoderSpec, ModalitySpec, ObjectiveSpec
 
 __all__ = [
     "BUILTIN_PLUGINS",
@@ -57,6 +58,7 @@ _REGISTER_HOOKS: tuple[tuple[str, str, type], ...] = (
     ("anymodal_register_modalities", "modalities", ModalitySpec),
     ("anymodal_register_encoders", "encoders", EncoderSpec),
     ("anymodal_register_objectives", "objectives", ObjectiveSpec),
+    ("anymodal_register_datasets", "datasets", DatasetSpec),
 )
 
 
@@ -72,6 +74,7 @@ class PluginInfo:
     modalities: list[str] = field(default_factory=list)
     encoders: list[str] = field(default_factory=list)
     objectives: list[str] = field(default_factory=list)
+    datasets: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -125,6 +128,7 @@ class PluginManager:
         self.modalities: Registry[ModalitySpec] = Registry("modality")
         self.encoders: Registry[EncoderSpec] = Registry("encoder")
         self.objectives: Registry[ObjectiveSpec] = Registry("objective")
+        self.datasets: Registry[DatasetSpec] = Registry("dataset")
         self.plugins: dict[str, PluginInfo] = {}
         self.failures: list[PluginFailure] = []
         self.autoload = (
@@ -372,6 +376,18 @@ def create_encoder(name: str, **params: Any) -> Any:
             "module without an int attribute 'width'"
         )
     return module
+
+
+def list_datasets() -> list[str]:
+    """The names of every registered data set builder."""
+    return get_plugin_manager().datasets.names()
+
+
+def build_dataset_files(name: str, out_dir: str | Path, **params: Any) -> Path:
+    """Run the data set builder ``name`` into ``out_dir``; returns the manifest path."""
+    spec = get_plugin_manager().datasets.get(name)
+    return Path(spec.build(Path(out_dir), build_params(spec.config_cls, params,
+                                                       f"dataset {name!r}")))
 
 
 def create_objective(name: str, **params: Any) -> Any:

@@ -98,3 +98,21 @@ class ObjectiveSpec:
     config_cls: type
     description: str = ""
     tags: tuple[str, ...] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """A named builder of a data set on disk (files plus a manifest).
+
+    Args:
+        name: registry name (``"digits"``).
+        build: ``build(out_dir: Path, config) -> Path``: writes the files and returns the
+            manifest; calling it again on a complete ``out_dir`` must be (nearly) free.
+        config_cls: the dataclass of its options (limit, modalities, seed...).
+        description: one line for ``anymodal datasets list``.
+    """
+
+    name: str
+    build: Callable[..., Any]
+    config_cls: type
+    description: str = ""
