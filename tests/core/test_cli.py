@@ -10,7 +10,8 @@ import pytest
 from anymodal.cli import build_parser, main
 from tests.conftest import PYTHON, REPO
 
-COMMANDS = ["plugins", "doctor", "train", "datasets", "demo", "embed", "index", "search", "eval", "report"]
+COMMANDS = ["plugins", "doctor", "train", "datasets", "demo", "embed", "index", "search", "eval",
+            "report"]
 
 
 @pytest.mark.parametrize("command", COMMANDS)
