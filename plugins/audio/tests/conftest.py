@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from anymodal_audio.synthetic import write_audio
 
 RATE = 16000

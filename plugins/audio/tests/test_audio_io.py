@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from anymodal_audio.config import AudioConfig
-from anymodal_audio.io import load_audio
 
 import anymodal
 from anymodal import DataError
+from anymodal_audio.config import AudioConfig
+from anymodal_audio.io import load_audio
 
 CONFIG = AudioConfig()
 RATE = 16000

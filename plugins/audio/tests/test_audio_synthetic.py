@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+
 from anymodal_audio.config import AudioConfig
 from anymodal_audio.synthetic import SOUND_KINDS, synth_waveform, synthesize_audio
 

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
+
+import anymodal
+from anymodal import ConfigError
 from anymodal_audio.collate import collate_audio
 from anymodal_audio.config import AudioConfig
 from anymodal_audio.transforms import (
@@ -13,9 +16,6 @@ from anymodal_audio.transforms import (
     num_frames,
     transform_audio,
 )
-
-import anymodal
-from anymodal import ConfigError
 
 SMALL = AudioConfig(clip_seconds=1.0, n_mels=32, eval_clips=3)
 

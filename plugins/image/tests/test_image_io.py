@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from anymodal_image.io import load_image
 from PIL import Image
 
 from anymodal import DataError
+from anymodal_image.io import load_image
 
 
 @pytest.mark.parametrize("name", ["rgb.png", "rgb.webp"])

@@ -6,10 +6,10 @@ import pickle
 from pathlib import Path
 
 import torch
-from anymodal_image.synthetic import COLOURS, MAX_CLASSES, RGB, SHAPES, class_name, draw_images
 
 import anymodal
 from anymodal.testing import check_modality
+from anymodal_image.synthetic import COLOURS, MAX_CLASSES, RGB, SHAPES, class_name, draw_images
 
 
 def test_registered_through_the_entry_point() -> None:

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from anymodal_text.io import is_text_path, load_text
 
 from anymodal import DataError
+from anymodal_text.io import is_text_path, load_text
 
 
 def test_plain_string_is_normalised_and_stripped() -> None:

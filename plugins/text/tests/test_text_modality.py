@@ -6,10 +6,10 @@ import pickle
 from pathlib import Path
 
 import torch
-from anymodal_text.synthetic import COLOURS, MAX_CLASSES, SHAPES, class_name, make_sentences
 
 import anymodal
 from anymodal.testing import check_modality
+from anymodal_text.synthetic import COLOURS, MAX_CLASSES, SHAPES, class_name, make_sentences
 
 
 def test_registered_through_the_entry_point() -> None:

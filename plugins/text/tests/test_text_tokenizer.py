@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 import torch
-from anymodal_text.tokenizer import BOS_ID, EOS_ID, OFFSET, PAD_ID, VOCAB_SIZE, decode, encode
 
 import anymodal
 from anymodal import ConfigError
+from anymodal_text.tokenizer import BOS_ID, EOS_ID, OFFSET, PAD_ID, VOCAB_SIZE, decode, encode
 
 
 def test_encode_bytes_with_bos_eos() -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+
 from anymodal_video.synthetic import shapes_video_frames, write_mp4
 
 FPS = 10.0

@@ -7,12 +7,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+
+from anymodal import DataError
 from anymodal_video.config import VideoConfig
 from anymodal_video.io import load_video
 from anymodal_video.synthetic import write_mp4
 from anymodal_video.transforms import transform_video
-
-from anymodal import DataError
 
 CONFIG = VideoConfig(size=32, num_frames=4)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import torch
+
 from anymodal_video.config import VideoConfig
 from anymodal_video.sampling import sample_indices
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
 from anymodal_video.config import VideoConfig
 from anymodal_video.io import load_video
 from anymodal_video.synthetic import moving_shapes, synthesize_video, write_mp4

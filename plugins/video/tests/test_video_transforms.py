@@ -6,13 +6,13 @@ from pathlib import Path
 
 import pytest
 import torch
+
+import anymodal
+from anymodal import ConfigError
 from anymodal_video.collate import collate_video
 from anymodal_video.config import VideoConfig
 from anymodal_video.io import load_video
 from anymodal_video.transforms import normalize, spatial_transform, transform_video
-
-import anymodal
-from anymodal import ConfigError
 
 CONFIG = VideoConfig(size=32, num_frames=4)
 
