@@ -268,12 +268,17 @@ class PluginManager:
     def _check_encoder_modalities(self) -> None:
         for name, entry in self.encoders.items():
             if entry.spec.modality not in self.modalities:
-                self.failures.append(PluginFailure(
-                    entry.plugin, self.plugins[entry.plugin].distribution,
-                    self.plugins[entry.plugin].version,
+                info = self.plugins[entry.plugin]
+                failure = PluginFailure(
+                    entry.plugin, info.distribution, info.version,
                     f"encoder {name!r} is for modality {entry.spec.modality!r}, which no "
                     "loaded plugin provides",
-                ))
+                )
+                if failure in self.failures:  # register_plugin runs this check again
+                    continue
+                if self.strict:
+                    raise PluginError(str(failure) + " (ANYMODAL_STRICT_PLUGINS is set)")
+                self.failures.append(failure)
 
     def _fail(self, c: _Candidate, reason: str) -> bool:
         failure = PluginFailure(c.name, c.distribution, c.version, reason)
