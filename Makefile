@@ -51,7 +51,7 @@ test-gpu: install
 	$(PY) -m pytest -q -m gpu tests plugins
 
 bench-gpu: install
-	$(PY) benchmarks/kernels.py --gpu
+	$(PY) benchmarks/kernels.py --gpu-only
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache runs
