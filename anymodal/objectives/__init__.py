@@ -1,10 +1,49 @@
-"""N-modality contrastive objectives, one module each. Filled by the objectives issue."""
+"""N-modality contrastive objectives, one module each.
+
+Every objective is an ``nn.Module`` called as
+``obj(embeddings: {m: Tensor[N, D]}, logit_scale, present=None) -> dict`` whose ``"loss"``
+is the scalar to minimise, with named parts and row counts beside it, and which ranks
+retrieval candidates with ``obj.score(query, candidates, logit_scale) -> Tensor[Q, C]``.
+They are registered by the built-in plugin :mod:`anymodal.builtin.objectives` through
+:func:`builtin_objective_specs`, like any third-party objective.
+"""
 
 from __future__ import annotations
 
+from anymodal.objectives.base import Objective
+from anymodal.objectives.clip import ClipConfig, ClipLoss
+from anymodal.objectives.gram import GramConfig, GramLoss
+from anymodal.objectives.multiview import MultiViewConfig, MVDHELLoss, MVInfoNCELoss
+from anymodal.objectives.siglip import SigLipConfig, SigLipLoss
+from anymodal.objectives.symile import SymileConfig, SymileLoss
 from anymodal.types import ObjectiveSpec
+
+__all__ = [
+    "ClipConfig",
+    "ClipLoss",
+    "GramConfig",
+    "GramLoss",
+    "MVDHELLoss",
+    "MVInfoNCELoss",
+    "MultiViewConfig",
+    "Objective",
+    "SigLipConfig",
+    "SigLipLoss",
+    "SymileConfig",
+    "SymileLoss",
+    "builtin_objective_specs",
+]
 
 
 def builtin_objective_specs() -> list[ObjectiveSpec]:
     """The specs of every built-in objective, in registration order."""
-    return []
+    from anymodal.objectives import clip, gram, multiview, siglip, symile
+
+    return [
+        clip.SPEC,
+        siglip.SPEC,
+        symile.SPEC,
+        gram.SPEC,
+        multiview.SPEC_INFONCE,
+        multiview.SPEC_DHEL,
+    ]

@@ -1,0 +1,142 @@
+"""``clip``: symmetric InfoNCE over pairs of modalities (open_clip's ``ClipLoss``).
+
+For a pair (a, b) with rows A, B and scale s:
+``L_ab = ( CE(s·A Bᵀ, diag) + CE(s·B Aᵀ, diag) ) / 2``. The objective is the mean (or the
+sum) of ``L_ab`` over every unordered pair, or over the pairs ``(anchor, other)``
+(ImageBind / LanguageBind style). A row missing either modality of a pair takes no part
+in that pair, neither as a query nor as a negative.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from anymodal.objectives.base import (
+    Objective,
+    Shard,
+    as_scale,
+    check_choice,
+    check_query,
+    count_tensor,
+    finish,
+    full_precision,
+    prepare,
+    resolve_pairs,
+)
+from anymodal.types import ObjectiveSpec
+
+__all__ = ["SPEC", "ClipConfig", "ClipLoss", "combine_pairs"]
+
+REDUCTIONS = ("mean", "sum")
+
+
+@dataclass
+class ClipConfig:
+    """Parameters of ``clip``.
+
+    Args:
+        pairs: ``"all"`` (every unordered pair of modalities) or ``"a:b,c:d"``.
+        anchor: when set, the pairs are (anchor, every other modality); excludes ``pairs``.
+        reduction: ``"mean"`` over the pairs that have at least two rows, or ``"sum"``
+            (the Symile paper's pairwise baseline sums its three pairs).
+    """
+
+    pairs: str = "all"
+    anchor: str | None = None
+    reduction: str = "mean"
+
+
+def combine_pairs(losses: list[Tensor], reduction: str, zero: Tensor) -> Tensor:
+    """Sum or mean of the pair losses that took part (``zero`` when none did)."""
+    if not losses:
+        return zero
+    total = torch.stack(losses).sum()
+    return total / len(losses) if reduction == "mean" else total
+
+
+class ClipLoss(Objective):
+    """Pairwise symmetric InfoNCE. See the module docstring.
+
+    Output keys: ``loss``; per pair ``<a>_<b>_loss``, ``<a>_to_<b>_loss``,
+    ``<b>_to_<a>_loss`` and ``<a>_<b>_rows`` (rows that have both modalities).
+    """
+
+    name = "clip"
+
+    def __init__(self, config: ClipConfig | None = None) -> None:
+        super().__init__()
+        self.config = config or ClipConfig()
+        check_choice(self.config.reduction, REDUCTIONS, "clip reduction")
+
+    @full_precision
+    def forward(
+        self,
+        embeddings: Mapping[str, Tensor],
+        logit_scale: Tensor | float,
+        present: Mapping[str, Tensor] | None = None,
+    ) -> dict[str, Tensor]:
+        """The loss and its parts.
+
+        Args:
+            embeddings: ``{m: Tensor[N, D]}`` (L2-normalised), modality order = dict order.
+            logit_scale: the multiplier ``s``.
+            present: ``{m: BoolTensor[N]}``; ``None`` means every row has every modality.
+        """
+        shard = prepare(self, embeddings, logit_scale, present)
+        pairs = resolve_pairs(shard.names, self.config.pairs, self.config.anchor, self.name)
+        parts: dict[str, Tensor] = {}
+        used: list[Tensor] = []
+        for a, b in pairs:
+            a_to_b, b_to_a, count = _pair_terms(shard, a, b)
+            pair = (a_to_b + b_to_a) / 2
+            parts.update({
+                f"{a}_{b}_loss": pair,
+                f"{a}_to_{b}_loss": a_to_b,
+                f"{b}_to_{a}_loss": b_to_a,
+                f"{a}_{b}_rows": count_tensor(count, pair),
+            })
+            if count >= 2:
+                used.append(pair)
+        loss = combine_pairs(used, self.config.reduction, shard.tie)
+        return finish(shard, loss, parts)
+
+    def score(
+        self, query: Mapping[str, Tensor], candidates: Tensor, logit_scale: Tensor | float
+    ) -> Tensor:
+        """``sum_q s · q cᵀ``: the summed similarity of each query modality.
+
+        Shapes:
+            query: ``{m: [Q, D]}``; candidates: ``[C, D]``; returns ``[Q, C]``.
+        """
+        tensors = check_query(query, candidates)
+        scale = as_scale(logit_scale, candidates)
+        return scale * (torch.stack(tensors).sum(0) @ candidates.T)
+
+
+def _pair_terms(shard: Shard, a: str, b: str) -> tuple[Tensor, Tensor, int]:
+    """This process's shares of CE(a→b) and CE(b→a) over rows that have a and b."""
+    rows = shard.select(shard.present[a] & shard.present[b])
+    if rows.count < 2:
+        return shard.tie, shard.tie, rows.count
+    a_all, b_all = rows.every(shard.full[a]), rows.every(shard.full[b])
+    a_mine, b_mine = rows.mine(shard.local[a]), rows.mine(shard.local[b])
+    logits_ab = shard.scale * (a_mine @ b_all.T)  # [n_v, count]
+    # In one process the two logit matrices are transposes of each other.
+    logits_ba = logits_ab.T if shard.world == 1 else shard.scale * (b_mine @ a_all.T)
+    a_to_b = F.cross_entropy(logits_ab, rows.targets, reduction="sum")
+    b_to_a = F.cross_entropy(logits_ba, rows.targets, reduction="sum")
+    return shard.share(a_to_b, rows.count), shard.share(b_to_a, rows.count), rows.count
+
+
+SPEC = ObjectiveSpec(
+    name="clip",
+    factory=ClipLoss,
+    config_cls=ClipConfig,
+    description="symmetric InfoNCE over pairs of modalities (open_clip ClipLoss)",
+    tags=("pairwise",),
+)

@@ -1,0 +1,178 @@
+"""``mv_infonce`` and ``mv_dhel``: multi-view contrastive losses with modalities as views.
+
+From "A Principled Framework for Multi-View Contrastive Learning" (pakoromilas/Multi-View-CL,
+``models/losses.py``). With ``s(il, jm) = s · u_il · u_jm`` (row i of view l):
+
+- MV-InfoNCE: ``pos_i = Σ_{l≠l'} e^{s(il,il')}``, ``neg_i = Σ_l Σ_{(j,m)≠(i,l)} e^{s(il,jm)}``.
+- MV-DHEL: ``pos_i = Σ_{l<l'} e^{s(il,il')}``, ``neg_i = Π_l Σ_{j≠i} e^{s(il,jl)}``.
+
+and ``L = -(1/N) Σ_i log(pos_i / neg_i)``. Both are computed as log-sum-exps (a product of
+sums is a sum of log-sum-exps), never as exponentials, so they stay finite at s = 100.
+Across processes: this process's rows against the gathered rows of every view.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from anymodal.objectives.base import (
+    MISSING_CHOICES,
+    Objective,
+    Rows,
+    Shard,
+    as_scale,
+    check_choice,
+    check_query,
+    count_tensor,
+    finish,
+    full_precision,
+    prepare,
+)
+from anymodal.types import ObjectiveSpec
+
+__all__ = ["SPEC_DHEL", "SPEC_INFONCE", "MVDHELLoss", "MVInfoNCELoss", "MultiViewConfig"]
+
+
+@dataclass
+class MultiViewConfig:
+    """Parameters of ``mv_infonce`` and ``mv_dhel``.
+
+    Args:
+        missing: ``"embedding"`` (use rows as given) or ``"drop"`` (only complete rows).
+    """
+
+    missing: str = "embedding"
+
+
+def _positive_lse(views: Tensor, scale: Tensor, ordered: bool) -> Tensor:
+    """``log Σ e^{s(il,il')}`` over view pairs of the same row: ordered (l≠l') or l<l'.
+
+    Shapes:
+        views: ``[M, n, D]``; returns ``[n]``.
+    """
+    m = views.shape[0]
+    sims = scale * torch.einsum("lnd,knd->lkn", views, views)  # [M, M, n]
+    every_pair = torch.ones(m, m, dtype=torch.bool, device=views.device)
+    keep = every_pair & ~torch.eye(m, dtype=torch.bool, device=views.device)
+    if not ordered:
+        keep = keep.triu(1)
+    return sims[keep].logsumexp(dim=0)
+
+
+class _MultiView(Objective):
+    """Shared forward: select rows, stack views, defer the negatives to the subclass."""
+
+    #: positives over ordered view pairs l≠l' (MV-InfoNCE) or unordered l<l' (MV-DHEL).
+    ordered_positives: bool = True
+
+    def __init__(self, config: MultiViewConfig | None = None) -> None:
+        super().__init__()
+        self.config = config or MultiViewConfig()
+        check_choice(self.config.missing, MISSING_CHOICES, f"{self.name} missing")
+
+    @full_precision
+    def forward(
+        self,
+        embeddings: Mapping[str, Tensor],
+        logit_scale: Tensor | float,
+        present: Mapping[str, Tensor] | None = None,
+    ) -> dict[str, Tensor]:
+        """The loss (output keys: ``loss``, ``rows``).
+
+        Args:
+            embeddings: ``{m: Tensor[N, D]}`` (L2-normalised); each modality is a view.
+            logit_scale: the multiplier ``s``.
+            present: ``{m: BoolTensor[N]}``; used only when ``missing="drop"``.
+        """
+        shard = prepare(self, embeddings, logit_scale, present)
+        rows = shard.select(shard.rows_for(self.config.missing))
+        loss = self._loss(shard, rows) if rows.count >= 2 else shard.tie
+        return finish(shard, loss, {"rows": count_tensor(rows.count, shard.scale)})
+
+    def _loss(self, shard: Shard, rows: Rows) -> Tensor:
+        mine = torch.stack([rows.mine(shard.local[m]) for m in shard.names])  # [M, n_v, D]
+        every = torch.stack([rows.every(shard.full[m]) for m in shard.names])  # [M, C, D]
+        negative = self._negative_lse(mine, every, rows.targets, shard.scale)  # [n_v]
+        positive = _positive_lse(mine, shard.scale, ordered=self.ordered_positives)
+        return shard.share((negative - positive).sum(), rows.count)
+
+    def _negative_lse(
+        self, mine: Tensor, every: Tensor, targets: Tensor, scale: Tensor
+    ) -> Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def score(
+        self, query: Mapping[str, Tensor], candidates: Tensor, logit_scale: Tensor | float
+    ) -> Tensor:
+        """``sum_q s · q cᵀ``: the summed similarity of each query view.
+
+        Shapes:
+            query: ``{m: [Q, D]}``; candidates: ``[C, D]``; returns ``[Q, C]``.
+        """
+        tensors = check_query(query, candidates)
+        scale = as_scale(logit_scale, candidates)
+        return scale * (torch.stack(tensors).sum(0) @ candidates.T)
+
+
+class MVInfoNCELoss(_MultiView):
+    """MV-InfoNCE: every other (row, view) is in the denominator, positives included."""
+
+    name = "mv_infonce"
+    ordered_positives = True
+
+    def _negative_lse(self, mine: Tensor, every: Tensor, targets: Tensor, scale: Tensor) -> Tensor:
+        """``log Σ_l Σ_{(j,m)≠(i,l)} e^{s(il,jm)}``.
+
+        Shapes:
+            mine: ``[M, n, D]``; every: ``[M, C, D]``; targets: ``[n]``; returns ``[n]``.
+        """
+        m, n, d = mine.shape
+        c = every.shape[1]
+        # Rows ordered (i, l) and columns (m, j), so that row i's terms are one contiguous
+        # slice of M·M·C logits: no permuted copy of the [n, M, M, C] grid.
+        by_row = mine.transpose(0, 1).reshape(n * m, d)
+        sims = (scale * (by_row @ every.reshape(m * c, d).T)).view(n, m, m * c)
+        views = torch.arange(m, device=mine.device)
+        rows = torch.arange(n, device=mine.device).unsqueeze(1)
+        # (il) against itself is not a term; written in place (mul does not keep its output).
+        sims[rows, views, views * c + targets.unsqueeze(1)] = float("-inf")
+        return sims.view(n, m * m * c).logsumexp(dim=-1)
+
+
+class MVDHELLoss(_MultiView):
+    """MV-DHEL: the denominator is a product over views of same-view negatives."""
+
+    name = "mv_dhel"
+    ordered_positives = False
+
+    def _negative_lse(self, mine: Tensor, every: Tensor, targets: Tensor, scale: Tensor) -> Tensor:
+        """``Σ_l log Σ_{j≠i} e^{s(il,jl)}``.
+
+        Shapes:
+            mine: ``[M, n, D]``; every: ``[M, C, D]``; targets: ``[n]``; returns ``[n]``.
+        """
+        sims = scale * torch.bmm(mine, every.transpose(1, 2))  # [M, n, C]
+        rows = torch.arange(mine.shape[1], device=mine.device)
+        sims[:, rows, targets] = float("-inf")  # in place, as in MV-InfoNCE
+        return sims.logsumexp(dim=-1).sum(dim=0)
+
+
+SPEC_INFONCE = ObjectiveSpec(
+    name="mv_infonce",
+    factory=MVInfoNCELoss,
+    config_cls=MultiViewConfig,
+    description="multi-view InfoNCE with modalities as views (pakoromilas/Multi-View-CL)",
+    tags=("multi_view",),
+)
+
+SPEC_DHEL = ObjectiveSpec(
+    name="mv_dhel",
+    factory=MVDHELLoss,
+    config_cls=MultiViewConfig,
+    description="multi-view decoupled hyperspherical energy loss (pakoromilas/Multi-View-CL)",
+    tags=("multi_view",),
+)

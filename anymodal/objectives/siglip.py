@@ -1,0 +1,129 @@
+"""``siglip``: pairwise sigmoid loss with a learnable bias (open_clip's ``SigLipLoss``).
+
+For a pair (a, b) with rows A, B, scale s and bias β:
+``L_ab = -(1/N) Σ_ij log σ( z_ij (s·a_i·b_j + β) )``, ``z_ij = +1`` if ``i = j`` else ``-1``.
+Every (row, column) pair is its own binary problem, so the loss needs no symmetrisation.
+The pair options and the handling of missing rows are those of ``clip``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from anymodal.objectives.base import (
+    Objective,
+    Shard,
+    as_scale,
+    check_choice,
+    check_query,
+    count_tensor,
+    finish,
+    full_precision,
+    prepare,
+    resolve_pairs,
+)
+from anymodal.objectives.clip import REDUCTIONS, combine_pairs
+from anymodal.types import ObjectiveSpec
+
+__all__ = ["SPEC", "SigLipConfig", "SigLipLoss"]
+
+
+@dataclass
+class SigLipConfig:
+    """Parameters of ``siglip``.
+
+    Args:
+        pairs: ``"all"`` or ``"a:b,c:d"`` (see ``clip``).
+        anchor: when set, the pairs are (anchor, every other modality).
+        reduction: ``"mean"`` or ``"sum"`` over pairs.
+        init_bias: the initial value of the learnable bias β (the SigLIP paper's -10).
+    """
+
+    pairs: str = "all"
+    anchor: str | None = None
+    reduction: str = "mean"
+    init_bias: float = -10.0
+
+
+class SigLipLoss(Objective):
+    """Pairwise sigmoid loss; ``self.bias`` is a learnable scalar shared by every pair.
+
+    Output keys: ``loss``; per pair ``<a>_<b>_loss`` and ``<a>_<b>_rows``.
+    """
+
+    name = "siglip"
+
+    def __init__(self, config: SigLipConfig | None = None) -> None:
+        super().__init__()
+        self.config = config or SigLipConfig()
+        check_choice(self.config.reduction, REDUCTIONS, "siglip reduction")
+        self.bias = nn.Parameter(torch.tensor(float(self.config.init_bias)))
+
+    @full_precision
+    def forward(
+        self,
+        embeddings: Mapping[str, Tensor],
+        logit_scale: Tensor | float,
+        present: Mapping[str, Tensor] | None = None,
+    ) -> dict[str, Tensor]:
+        """The loss and its parts.
+
+        Args:
+            embeddings: ``{m: Tensor[N, D]}`` (L2-normalised).
+            logit_scale: the multiplier ``s``.
+            present: ``{m: BoolTensor[N]}`` or ``None``.
+        """
+        shard = prepare(self, embeddings, logit_scale, present)
+        pairs = resolve_pairs(shard.names, self.config.pairs, self.config.anchor, self.name)
+        parts: dict[str, Tensor] = {}
+        used: list[Tensor] = []
+        for a, b in pairs:
+            pair, count = self._pair(shard, a, b)
+            parts[f"{a}_{b}_loss"] = pair
+            parts[f"{a}_{b}_rows"] = count_tensor(count, pair)
+            if count >= 2:
+                used.append(pair)
+        loss = combine_pairs(used, self.config.reduction, shard.tie)
+        return finish(shard, loss, parts)
+
+    def _pair(self, shard: Shard, a: str, b: str) -> tuple[Tensor, int]:
+        """This process's share of ``L_ab``: its rows of a against every row of b."""
+        rows = shard.select(shard.present[a] & shard.present[b])
+        if rows.count < 2:
+            return shard.tie, rows.count
+        a_mine = rows.mine(shard.local[a])
+        b_all = rows.every(shard.full[b])
+        bias = self.bias.to(a_mine.dtype)
+        logits = shard.scale * (a_mine @ b_all.T) + bias  # [n_v, count]
+        positive = logits[torch.arange(len(rows.local), device=logits.device), rows.targets]
+        # -log σ(-x) = softplus(x) for every pair as a negative, then swap the diagonal's
+        # term for -log σ(x) = softplus(-x): no [n_v, count] label matrix.
+        loss_sum = F.softplus(logits).sum() + (F.softplus(-positive) - F.softplus(positive)).sum()
+        return shard.share(loss_sum, rows.count), rows.count
+
+    def score(
+        self, query: Mapping[str, Tensor], candidates: Tensor, logit_scale: Tensor | float
+    ) -> Tensor:
+        """``sum_q (s · q cᵀ + β)``: the summed pair logits of each query modality.
+
+        Shapes:
+            query: ``{m: [Q, D]}``; candidates: ``[C, D]``; returns ``[Q, C]``.
+        """
+        tensors = check_query(query, candidates)
+        scale = as_scale(logit_scale, candidates)
+        bias = self.bias.to(candidates.dtype)
+        return scale * (torch.stack(tensors).sum(0) @ candidates.T) + len(tensors) * bias
+
+
+SPEC = ObjectiveSpec(
+    name="siglip",
+    factory=SigLipLoss,
+    config_cls=SigLipConfig,
+    description="pairwise sigmoid loss with a learnable bias (open_clip SigLipLoss)",
+    tags=("pairwise",),
+)

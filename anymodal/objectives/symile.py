@@ -1,0 +1,157 @@
+"""``symile``: contrastive loss on the multilinear inner product (rajesh-lab/symile).
+
+``MIP(v_1..v_M) = Σ_d Π_m v_m[d]``. Each modality in turn is the anchor a; row i's logits
+range over candidate tuples of the other modalities, its positive is its own tuple, and
+``L = (1/M) Σ_a CE(s·logits_a, positive)``.
+
+- ``negatives="n_squared"``: the candidates are all ``N^(M-1)`` tuples. The normaliser
+  (a log-sum-exp over them) comes from :func:`anymodal.kernels.mip_logsumexp`, which never
+  materialises the ``N^M`` tensor. Across processes: local anchor rows against the tuples
+  of the gathered batch.
+- ``negatives="n"`` (the paper's O(N) variant): N candidates per row, the positive tuple on
+  the diagonal and, off it, tuples whose non-anchor rows are permuted by an independent
+  ``torch.randperm`` per (anchor, non-anchor modality), drawn from the objective's own
+  generator (seeded by ``seed``, in modality order). The permutations apply to the global
+  batch and are the same in every process, since every process draws them alike.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from anymodal.objectives.base import (
+    MISSING_CHOICES,
+    Objective,
+    Rows,
+    Shard,
+    as_scale,
+    check_choice,
+    check_query,
+    count_tensor,
+    finish,
+    full_precision,
+    prepare,
+)
+from anymodal.types import ObjectiveSpec
+
+__all__ = ["SPEC", "SymileConfig", "SymileLoss"]
+
+NEGATIVES = ("n", "n_squared")
+
+
+@dataclass
+class SymileConfig:
+    """Parameters of ``symile``.
+
+    Args:
+        negatives: ``"n"`` (N-1 shuffled tuples per row) or ``"n_squared"`` (every tuple).
+        missing: ``"embedding"`` uses every row as given (the model has put its learned
+            missing embedding in place of absent modalities); ``"drop"`` keeps only the
+            rows that have every modality.
+        seed: seed of the generator of the ``"n"`` permutations.
+    """
+
+    negatives: str = "n"
+    missing: str = "embedding"
+    seed: int = 0
+
+
+class SymileLoss(Objective):
+    """Symile. See the module docstring.
+
+    Output keys: ``loss``, ``<a>_anchor_loss`` per modality, ``rows``.
+
+    Attributes:
+        generator: the CPU generator of the ``"n"`` permutations; replace it (or reseed it)
+            to control them. Every process must hold an identically seeded one.
+    """
+
+    name = "symile"
+
+    def __init__(self, config: SymileConfig | None = None) -> None:
+        super().__init__()
+        self.config = config or SymileConfig()
+        check_choice(self.config.negatives, NEGATIVES, "symile negatives")
+        check_choice(self.config.missing, MISSING_CHOICES, "symile missing")
+        self.generator = torch.Generator().manual_seed(self.config.seed)
+
+    @full_precision
+    def forward(
+        self,
+        embeddings: Mapping[str, Tensor],
+        logit_scale: Tensor | float,
+        present: Mapping[str, Tensor] | None = None,
+    ) -> dict[str, Tensor]:
+        """The loss and its parts.
+
+        Args:
+            embeddings: ``{m: Tensor[N, D]}`` (L2-normalised).
+            logit_scale: the multiplier ``s``.
+            present: ``{m: BoolTensor[N]}``; used only when ``missing="drop"``.
+        """
+        shard = prepare(self, embeddings, logit_scale, present)
+        rows = shard.select(shard.rows_for(self.config.missing))
+        parts: dict[str, Tensor] = {}
+        anchor_losses = []
+        for a in shard.names:
+            term = self._anchor_term(shard, rows, a) if rows.count >= 2 else shard.tie
+            parts[f"{a}_anchor_loss"] = term
+            anchor_losses.append(term)
+        parts["rows"] = count_tensor(rows.count, shard.scale)
+        loss = torch.stack(anchor_losses).mean() if rows.count >= 2 else shard.tie
+        return finish(shard, loss, parts)
+
+    def _anchor_term(self, shard: Shard, rows: Rows, a: str) -> Tensor:
+        """This process's share of ``CE(s·logits_a, positive)``."""
+        others = [m for m in shard.names if m != a]
+        anchor = rows.mine(shard.local[a])  # [n_v, D]
+        positive = anchor
+        for m in others:
+            positive = positive * rows.mine(shard.local[m])
+        positive = shard.scale * positive.sum(-1)  # [n_v]
+        candidates = [rows.every(shard.full[m]) for m in others]  # each [count, D]
+        if self.config.negatives == "n_squared":
+            if anchor.shape[0] == 0:  # this process holds none of the term's rows
+                return shard.tie
+            from anymodal.kernels import mip_logsumexp
+
+            normaliser = mip_logsumexp(anchor, candidates, shard.scale)  # [n_v]
+            loss_sum = (normaliser - positive).sum()
+        else:
+            shuffled = torch.ones_like(candidates[0])
+            for tensor in candidates:
+                perm = torch.randperm(rows.count, generator=self.generator)
+                shuffled = shuffled * tensor[perm.to(tensor.device)]
+            logits = shard.scale * (anchor @ shuffled.T)  # [n_v, count]
+            # The positive tuple replaces the shuffled one on the diagonal (in place).
+            logits[torch.arange(len(rows.local), device=logits.device), rows.targets] = positive
+            loss_sum = F.cross_entropy(logits, rows.targets, reduction="sum")
+        return shard.share(loss_sum, rows.count)
+
+    def score(
+        self, query: Mapping[str, Tensor], candidates: Tensor, logit_scale: Tensor | float
+    ) -> Tensor:
+        """``s · ⟨Π_q q, c⟩``: the MIP of the query modalities with each candidate.
+
+        Shapes:
+            query: ``{m: [Q, D]}``; candidates: ``[C, D]``; returns ``[Q, C]``.
+        """
+        tensors = check_query(query, candidates)
+        product = tensors[0]
+        for tensor in tensors[1:]:
+            product = product * tensor
+        return as_scale(logit_scale, candidates) * (product @ candidates.T)
+
+
+SPEC = ObjectiveSpec(
+    name="symile",
+    factory=SymileLoss,
+    config_cls=SymileConfig,
+    description="contrastive loss on the multilinear inner product (rajesh-lab/symile)",
+    tags=("higher_order",),
+)

@@ -1,0 +1,209 @@
+"""Straightforward references of every objective, written from the definitions.
+
+Loops over rows and tuples, explicit exponentials and ``torch.det``: slow, but each line
+reads like the formula in the objectives issue. Meant for float64 and small N.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import torch
+from torch import Tensor
+
+Emb = dict[str, Tensor]
+Present = dict[str, Tensor] | None
+
+
+def _keep(emb: Emb, present: Present, names: list[str]) -> Tensor:
+    n = next(iter(emb.values())).shape[0]
+    keep = torch.ones(n, dtype=torch.bool)
+    for name in names:
+        if present is not None and name in present:
+            keep = keep & present[name]
+    return keep
+
+
+def _ce(logits: Tensor, target: int, smoothing: float = 0.0) -> Tensor:
+    """Cross-entropy of one row of logits, with label smoothing, written out."""
+    log_p = logits - torch.log(torch.exp(logits - logits.max()).sum()) - logits.max()
+    return -(1 - smoothing) * log_p[target] - smoothing * log_p.mean()
+
+
+def all_pairs(names: list[str]) -> list[tuple[str, str]]:
+    return list(itertools.combinations(names, 2))
+
+
+def clip(emb: Emb, s: Tensor, present: Present, pairs, reduction: str = "mean") -> Tensor:
+    losses = []
+    for a, b in pairs:
+        keep = _keep(emb, present, [a, b])
+        x, y = emb[a][keep], emb[b][keep]
+        n = x.shape[0]
+        if n < 2:
+            continue
+        a_to_b = sum(_ce(s * (y @ x[i]), i) for i in range(n)) / n
+        b_to_a = sum(_ce(s * (x @ y[i]), i) for i in range(n)) / n
+        losses.append((a_to_b + b_to_a) / 2)
+    if not losses:
+        return s * 0.0
+    total = sum(losses)
+    return total / len(losses) if reduction == "mean" else total
+
+
+def siglip(emb: Emb, s: Tensor, bias: Tensor, present: Present, pairs, reduction="mean") -> Tensor:
+    losses = []
+    for a, b in pairs:
+        keep = _keep(emb, present, [a, b])
+        x, y = emb[a][keep], emb[b][keep]
+        n = x.shape[0]
+        if n < 2:
+            continue
+        total = 0.0
+        for i in range(n):
+            for j in range(n):
+                z = 1.0 if i == j else -1.0
+                total = total - torch.log(torch.sigmoid(z * (s * (x[i] @ y[j]) + bias)))
+        losses.append(total / n)
+    if not losses:
+        return s * 0.0
+    total = sum(losses)
+    return total / len(losses) if reduction == "mean" else total
+
+
+def mip(vectors: list[Tensor]) -> Tensor:
+    product = vectors[0]
+    for v in vectors[1:]:
+        product = product * v
+    return product.sum()
+
+
+def symile_n_squared(emb: Emb, s: Tensor, keep: Tensor | None = None) -> Tensor:
+    names = list(emb)
+    if keep is not None:
+        emb = {m: x[keep] for m, x in emb.items()}
+    n = emb[names[0]].shape[0]
+    losses = []
+    for a in names:
+        others = [m for m in names if m != a]
+        total = 0.0
+        for i in range(n):
+            logits, target = [], None
+            for t, combo in enumerate(itertools.product(range(n), repeat=len(others))):
+                vectors = [emb[a][i]] + [emb[m][j] for m, j in zip(others, combo)]
+                logits.append(s * mip(vectors))
+                if all(j == i for j in combo):
+                    target = t
+            total = total + _ce(torch.stack(logits), target)
+        losses.append(total / n)
+    return sum(losses) / len(losses)
+
+
+def symile_n(emb: Emb, s: Tensor, seed: int, keep: Tensor | None = None) -> Tensor:
+    """The O(N) variant with the permutations drawn as documented: per anchor, per other."""
+    names = list(emb)
+    if keep is not None:
+        emb = {m: x[keep] for m, x in emb.items()}
+    n = emb[names[0]].shape[0]
+    generator = torch.Generator().manual_seed(seed)
+    losses = []
+    for a in names:
+        others = [m for m in names if m != a]
+        perms = {m: torch.randperm(n, generator=generator) for m in others}
+        total = 0.0
+        for i in range(n):
+            logits = []
+            for j in range(n):
+                rows = [i] * len(others) if j == i else [int(perms[m][j]) for m in others]
+                vectors = [emb[a][i]] + [emb[m][r] for m, r in zip(others, rows)]
+                logits.append(s * mip(vectors))
+            total = total + _ce(torch.stack(logits), i)
+        losses.append(total / n)
+    return sum(losses) / len(losses)
+
+
+def volume(vectors: list[Tensor]) -> Tensor:
+    k = len(vectors)
+    gram = torch.stack([torch.stack([vectors[p] @ vectors[q] for q in range(k)]) for p in range(k)])
+    return torch.sqrt(torch.abs(torch.det(gram)))
+
+
+def gram(
+    emb: Emb, s: Tensor, anchor: str | None = None, smoothing: float = 0.1,
+    keep: Tensor | None = None,
+) -> Tensor:
+    names = list(emb)
+    a = anchor or names[0]
+    others = [m for m in names if m != a]
+    if keep is not None:
+        emb = {m: x[keep] for m, x in emb.items()}
+    n = emb[a].shape[0]
+    vol = torch.stack([
+        torch.stack([volume([emb[a][i]] + [emb[m][j] for m in others]) for j in range(n)])
+        for i in range(n)
+    ])
+    rows = sum(_ce(-s * vol[i], i, smoothing) for i in range(n)) / n
+    cols = sum(_ce(-s * vol[:, j], j, smoothing) for j in range(n)) / n
+    return (rows + cols) / 2
+
+
+def _views(emb: Emb, keep: Tensor | None) -> list[Tensor]:
+    return [x[keep] if keep is not None else x for x in emb.values()]
+
+
+def mv_infonce(emb: Emb, s: Tensor, keep: Tensor | None = None) -> Tensor:
+    u = _views(emb, keep)
+    m, n = len(u), u[0].shape[0]
+    total = 0.0
+    for i in range(n):
+        pos = sum(torch.exp(s * (u[v][i] @ u[k][i])) for v in range(m) for k in range(m) if k != v)
+        neg = sum(
+            torch.exp(s * (u[v][i] @ u[k][j]))
+            for v in range(m) for k in range(m) for j in range(n) if (j, k) != (i, v)
+        )
+        total = total - torch.log(pos / neg)
+    return total / n
+
+
+def mv_dhel(emb: Emb, s: Tensor, keep: Tensor | None = None) -> Tensor:
+    u = _views(emb, keep)
+    m, n = len(u), u[0].shape[0]
+    total = 0.0
+    for i in range(n):
+        pos = sum(torch.exp(s * (u[v][i] @ u[k][i])) for v in range(m) for k in range(v + 1, m))
+        neg = math.prod(
+            sum(torch.exp(s * (u[v][i] @ u[v][j])) for j in range(n) if j != i) for v in range(m)
+        )
+        total = total - torch.log(pos / neg)
+    return total / n
+
+
+# ----------------------------------------------------------------------------- data
+
+
+def embeddings(m: int, n: int, d: int, seed: int, dtype=torch.float64, grad=True) -> Emb:
+    """``m`` modalities named ``m0..`` of ``n`` unit rows in ``d`` dims."""
+    generator = torch.Generator().manual_seed(seed)
+    out = {}
+    for k in range(m):
+        x = torch.randn(n, d, generator=generator, dtype=torch.float64)
+        x = (x / x.norm(dim=-1, keepdim=True)).to(dtype)
+        out[f"m{k}"] = x.requires_grad_(grad)
+    return out
+
+
+def present_masks(
+    names: list[str], n: int, seed: int, p_missing: float = 0.3, complete: int = 2
+) -> dict[str, Tensor]:
+    """Random presence masks; every row keeps at least one modality and the first
+    ``complete`` rows have every modality (so that "drop" terms keep at least that many)."""
+    generator = torch.Generator().manual_seed(seed + 1000)
+    masks = torch.rand(n, len(names), generator=generator) >= p_missing
+    masks[~masks.any(dim=1), 0] = True
+    masks[:complete] = True
+    return {name: masks[:, k].clone() for k, name in enumerate(names)}
+
+
+def grads(loss: Tensor, inputs: list[Tensor]) -> list[Tensor]:
+    return list(torch.autograd.grad(loss, inputs, allow_unused=False))
