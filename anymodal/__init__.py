@@ -38,10 +38,13 @@ __all__ = [
     "DatasetSpec",
     "EncoderSpec",
     "ExperimentConfig",
+    "Hit",
+    "Index",
     "ModalitySpec",
     "MultiModalModel",
     "ObjectiveSpec",
     "PluginError",
+    "TupleHit",
     "__version__",
     "build_dataset_files",
     "create_encoder",
@@ -56,6 +59,8 @@ __all__ = [
     "list_objectives",
     "load_config",
     "load_model",
+    "search",
+    "search_tuples",
     "testing",
 ]
 
@@ -66,6 +71,11 @@ _LAZY = {
     "MultiModalModel": ("anymodal.model", "MultiModalModel"),
     "load_model": ("anymodal.model", "load_model"),
     "testing": ("anymodal.testing", None),
+    "Index": ("anymodal.retrieval.index", "Index"),
+    "Hit": ("anymodal.retrieval.index", "Hit"),
+    "TupleHit": ("anymodal.retrieval.search", "TupleHit"),
+    "search": ("anymodal.retrieval.search", "search"),
+    "search_tuples": ("anymodal.retrieval.search", "search_tuples"),
 }
 
 
