@@ -10,6 +10,7 @@ from accelerate import Accelerator
 
 from anymodal.data.collate import LABELS_KEY, batch_size
 from anymodal.model import MultiModalModel
+from anymodal.retrieval.metrics import positives_from_labels, recall_at_k
 from anymodal.types import PRESENT_KEY
 
 __all__ = ["evaluate", "pair_recall"]
@@ -18,20 +19,18 @@ __all__ = ["evaluate", "pair_recall"]
 def pair_recall(queries: torch.Tensor, targets: torch.Tensor, ks: Iterable[int] = (1, 5),
                 labels: torch.Tensor | None = None) -> dict[int, float]:
     """Recall@k of row i of ``queries`` finding row i of ``targets`` (or, when ``labels``
-    are given, any target of the same label) by inner product.
+    are given, any target of the same label) by inner product; ties count against the
+    query, as in :mod:`anymodal.retrieval.metrics`.
 
     Shapes:
         queries, targets ``[N, D]``; labels ``[N]``.
     """
     scores = queries.float() @ targets.float().T
     if labels is None:
-        positive = torch.eye(len(queries), dtype=torch.bool)
+        positives = torch.eye(len(queries), dtype=torch.bool)
     else:
-        positive = labels[:, None] == labels[None, :]
-    # The rank of the best positive: how many candidates score strictly higher than it.
-    best_positive = scores.masked_fill(~positive, float("-inf")).max(dim=1, keepdim=True).values
-    rank = (scores > best_positive).sum(dim=1)
-    return {k: float((rank < k).float().mean()) for k in ks}
+        positives = positives_from_labels(labels, labels)
+    return recall_at_k(scores, positives, ks)
 
 
 @torch.no_grad()
