@@ -167,7 +167,14 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit status (2 for a usage or anymodal error)."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    # key=value items may follow options (`datasets build digits out --limit 5 seed=3`).
+    target = "overrides" if hasattr(args, "overrides") else "params"
+    if extra and hasattr(args, target) and all("=" in e and not e.startswith("-")
+                                               for e in extra):
+        getattr(args, target).extend(extra)
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         result: Any = args.func(args)
     except AnymodalError as exc:

@@ -161,6 +161,8 @@ class TrainConfig:
         max_nonfinite: consecutive non-finite losses before the run stops.
         deterministic: ask torch for deterministic kernels.
         cpu: force the CPU even where a GPU exists (``null``: CPU only when no GPU).
+        threads: torch intra-op threads per process on the CPU (``null``: the cores left
+            to each process after its DataLoader workers, at least 1).
     """
 
     max_steps: int = 100
@@ -176,6 +178,7 @@ class TrainConfig:
     max_nonfinite: int = 5
     deterministic: bool = False
     cpu: bool | None = None
+    threads: int | None = None
 
 
 @dataclass

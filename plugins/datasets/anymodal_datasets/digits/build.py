@@ -17,6 +17,7 @@ import dataclasses
 import json
 import multiprocessing
 import os
+import shutil
 from collections.abc import Iterable
 from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
 from pathlib import Path
@@ -26,8 +27,16 @@ import numpy as np
 
 from anymodal import ConfigError
 
-from .config import NUM_SAMPLES, DigitsConfig, content_key, output_key, validate_digits_config
-from .plan import SPLITS, SamplePlan, plan_sample
+from .config import (
+    FORMAT_VERSION,
+    NON_CONTENT_FIELDS,
+    NUM_SAMPLES,
+    DigitsConfig,
+    content_key,
+    output_key,
+    validate_digits_config,
+)
+from .plan import EXTENSIONS, SPLITS, SamplePlan, plan_sample
 from .tools import require_tools
 
 __all__ = ["MARKER", "build_digits", "load_marker", "render_chunk"]
@@ -54,8 +63,8 @@ def _write_text(path: Path, text: str) -> None:
 def _write_marker(out_dir: Path, config: DigitsConfig, complete: bool, rows: int) -> None:
     from anymodal_datasets import __version__
 
-    record = {"builder": "digits", "version": __version__, "complete": complete,
-              "rows": rows, "content_key": content_key(config),
+    record = {"builder": "digits", "version": __version__, "format": FORMAT_VERSION,
+              "complete": complete, "rows": rows, "content_key": content_key(config),
               "output_key": output_key(config), "config": dataclasses.asdict(config)}
     _write_text(out_dir / MARKER, json.dumps(record, indent=2) + "\n")
 
@@ -75,25 +84,23 @@ def _claim(out_dir: Path, config: DigitsConfig) -> None:
         if not config.overwrite:
             raise ConfigError(
                 f"dataset 'digits': {out_dir} holds files built with other options "
-                f"({_differences(record.get('config', {}), config)}); choose another "
+                f"({_differences(record, config)}); choose another "
                 "directory or pass overwrite=true to rebuild it")
         _remove_build(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     _write_marker(out_dir, config, complete=False, rows=0)
 
 
-def _differences(previous: dict[str, Any], config: DigitsConfig) -> str:
-    now = dataclasses.asdict(config)
+def _differences(record: dict[str, Any], config: DigitsConfig) -> str:
+    """``"seed: 0 -> 1, ..."``: the content options that differ from the recorded ones."""
+    previous = {**record.get("config", {}), "format": record.get("format")}
+    now = {**dataclasses.asdict(config), "format": FORMAT_VERSION}
     keys = [k for k in now if k in previous and previous[k] != now[k]
-            and k not in ("limit", "modalities", "missing", "workers", "progress", "overwrite")]
+            and k not in NON_CONTENT_FIELDS]
     return ", ".join(f"{k}: {previous[k]!r} -> {now[k]!r}" for k in keys) or "unknown"
 
 
 def _remove_build(out_dir: Path) -> None:
-    import shutil
-
-    from .plan import EXTENSIONS
-
     for modality in EXTENSIONS:
         shutil.rmtree(out_dir / modality, ignore_errors=True)
     for name in ("manifest", *SPLITS):
@@ -159,7 +166,7 @@ def _render_all(out_dir: Path, items: list[tuple[SamplePlan, np.ndarray]],
 
 
 def _write_manifests(out_dir: Path, plans: list[SamplePlan]) -> None:
-    rows = {name: [] for name in ("manifest", *SPLITS)}  # type: dict[str, list[str]]
+    rows: dict[str, list[str]] = {name: [] for name in ("manifest", *SPLITS)}
     for plan in plans:
         line = json.dumps(plan.manifest_row(), ensure_ascii=False)
         rows["manifest"].append(line)

@@ -15,7 +15,9 @@ from anymodal import ConfigError
 
 __all__ = [
     "AUDIO_LANGUAGES",
+    "FORMAT_VERSION",
     "MODALITIES",
+    "NON_CONTENT_FIELDS",
     "NUM_SAMPLES",
     "TEXT_LANGUAGES",
     "DigitsConfig",
@@ -29,11 +31,15 @@ MODALITIES = ("image", "audio", "video", "pointcloud", "graph", "text")
 AUDIO_LANGUAGES = ("en", "de", "fr", "es")
 TEXT_LANGUAGES = ("en", "de", "fr", "es")
 NUM_SAMPLES = 1797  # sklearn.datasets.load_digits()
+# Raised whenever the builder writes different bytes for the same options, so that files
+# made by an older version are never mixed with new ones.
+FORMAT_VERSION = 1
 
 # Options that change no file: what is built (limit, modalities, missing) or how
 # (workers, progress, overwrite). Everything else changes the bytes of some file.
 _SELECTION_FIELDS = ("limit", "modalities", "missing")
 _RUNTIME_FIELDS = ("workers", "progress", "overwrite")
+NON_CONTENT_FIELDS = (*_SELECTION_FIELDS, *_RUNTIME_FIELDS)
 
 
 @dataclass
@@ -136,6 +142,7 @@ def validate_digits_config(config: DigitsConfig) -> DigitsConfig:
 
 
 def _digest(values: dict[str, Any]) -> str:
+    values = {**values, "format": FORMAT_VERSION}
     text = json.dumps(values, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -143,7 +150,7 @@ def _digest(values: dict[str, Any]) -> str:
 def content_key(config: DigitsConfig) -> str:
     """Hash of the options that decide the bytes of the files (not which files exist)."""
     values = dataclasses.asdict(config)
-    for name in (*_SELECTION_FIELDS, *_RUNTIME_FIELDS):
+    for name in NON_CONTENT_FIELDS:
         values.pop(name)
     return _digest(values)
 

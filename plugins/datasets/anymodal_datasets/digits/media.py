@@ -182,8 +182,8 @@ def write_graph(pixels: np.ndarray, plan: SamplePlan, path: Path, config: Digits
     from torch_geometric.data import Data
 
     x, edge_index = graph_arrays(pixels, config.graph_k)
-    data = Data(x=torch.from_numpy(x), edge_index=torch.from_numpy(edge_index),
-                y=torch.tensor([plan.label]))
+    # No ``y``: the label stays in the manifest, so no graph reader can leak it into training.
+    data = Data(x=torch.from_numpy(x), edge_index=torch.from_numpy(edge_index))
     data.validate(raise_on_error=True)
     buffer = io.BytesIO()  # the archive's inner folder is then "archive", not the file name
     torch.save(data.to_dict(), buffer)
