@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from anymodal._version import __version__
 from anymodal.errors import AnymodalError, ConfigError, DataError, PluginError
 from anymodal.hookspecs import hookimpl
+from anymodal.native import capture_native_stderr, strip_native_prefix
 from anymodal.plugins import (
     build_dataset_files,
     create_encoder,
@@ -47,6 +48,7 @@ __all__ = [
     "TupleHit",
     "__version__",
     "build_dataset_files",
+    "capture_native_stderr",
     "create_encoder",
     "create_objective",
     "get_encoder_spec",
@@ -61,6 +63,7 @@ __all__ = [
     "load_model",
     "search",
     "search_tuples",
+    "strip_native_prefix",
     "testing",
 ]
 

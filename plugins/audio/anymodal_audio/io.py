@@ -17,8 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from anymodal import DataError
-from anymodal_audio._native import capture_native_stderr, strip_native_prefix
+from anymodal import DataError, capture_native_stderr, strip_native_prefix
 from anymodal_audio.config import AudioConfig
 
 __all__ = ["CONTAINER_EXTENSIONS", "SOUNDFILE_EXTENSIONS", "load_audio"]

@@ -19,8 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from anymodal import DataError
-from anymodal_video._native import capture_native_stderr, strip_native_prefix
+from anymodal import DataError, capture_native_stderr, strip_native_prefix
 from anymodal_video.config import VideoConfig
 
 __all__ = ["VideoSource", "load_video"]

@@ -1,9 +1,10 @@
-"""Capture what native decoders (libsndfile/mpg123, decord/FFmpeg) print to stderr.
+"""Capture what native libraries (decord/FFmpeg, libsndfile/mpg123, open3d) print to stderr.
 
-decord and mpg123 write their diagnostics straight to file descriptor 2, around Python's
-``sys.stderr``. We redirect the descriptor while a decoder runs, so that a bad file gives
-one clean :class:`anymodal.DataError` instead of native noise, and we keep the text to put
-the decoder's own reason into that error.
+Such libraries write their diagnostics straight to file descriptor 2, around Python's
+``sys.stderr``. A plugin redirects the descriptor while a decoder runs, so that a bad file
+gives one clean :class:`anymodal.DataError` instead of native noise, and keeps the text to
+put the decoder's own reason into that error. It lives in the core, not in each plugin,
+because fd 2 belongs to the whole process: one lock must serialise every plugin's use.
 """
 
 from __future__ import annotations
