@@ -9,7 +9,7 @@ PLUGIN_DIRS := $(sort $(dir $(wildcard plugins/*/pyproject.toml)))
 DEBIAN_PACKAGES := libusb-1.0-0 ffmpeg espeak-ng
 PYTEST_ARGS ?=
 
-.PHONY: install system-packages test demo bench lint test-gpu bench-gpu clean
+.PHONY: install system-packages test demo bench lint test-gpu bench-gpu clean compare
 
 install: system-packages $(STAMP)
 
@@ -55,3 +55,6 @@ bench-gpu: install
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache runs
+
+compare: install
+	$(PY) examples/compare_objectives.py

@@ -1,0 +1,429 @@
+"""The objective study: every anymodal objective trained on the same digits data and budget.
+
+Data: the ``digits`` data set (scikit-learn's 1,797 handwritten digits) built with three
+modalities, ``image`` (PNG), ``audio`` (the digit's name spoken by espeak-ng in several
+languages and voices) and ``text`` (a caption in several templates and languages), with its
+fixed train/val/test split. Three modalities keep Symile's ``n_squared`` negatives (``N^3``
+triples per batch) affordable on a CPU.
+
+Every run trains the same encoders (those of ``recipes/digits_symile.yaml``) with the real
+training loop, ``anymodal.training.train(anymodal.load_config(None, overrides))``, for the
+same number of steps, batch size, optimiser and seed; only ``objective`` changes:
+``clip`` over all pairs, ``clip`` anchored on text, ``siglip``, ``symile`` with ``n`` and
+``n_squared`` negatives, ``gram``, ``mv_infonce`` and ``mv_dhel``. Each trained model is
+evaluated on the test split with :func:`anymodal.retrieval.evaluation.evaluate_retrieval`,
+which ranks with the objective's own ``score`` (for a two-modality query, Symile multiplies
+the three embeddings, CLIP sums the two similarities). Text and audio carry only the class,
+so a retrieved item is correct when it has the query's label (``positives="label"``); the
+chance level of R@1 is the mean fraction of the gallery sharing the query's label.
+
+Run from the repository root::
+
+    .venv/bin/python examples/compare_objectives.py           # the study (~10 min, 2 CPUs)
+    .venv/bin/python examples/compare_objectives.py --quick   # a smoke run (a minute)
+
+It prints a markdown table (mean ± std R@1 over seeds per task, training seconds per run)
+and writes it, with the command and machine, to ``benchmarks/results/study_objectives.md``
+and a bar plot to ``benchmarks/results/study_objectives.png``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime
+import io
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+import anymodal
+from anymodal.retrieval.evaluation import evaluate_retrieval
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "benchmarks" / "results"
+MODALITIES = ("image", "audio", "text")
+TASKS = ("audio->image", "text->image", "image->text", "audio+text->image")
+
+#: (label, objective name, objective params): every objective trained on the same data.
+OBJECTIVES: tuple[tuple[str, str, dict[str, Any]], ...] = (
+    ("clip (all pairs)", "clip", {"pairs": "all"}),
+    ("clip (anchor text)", "clip", {"anchor": "text"}),
+    ("siglip", "siglip", {}),
+    ("symile (n)", "symile", {"negatives": "n"}),
+    ("symile (n_squared)", "symile", {"negatives": "n_squared"}),
+    ("gram", "gram", {}),
+    ("mv_infonce", "mv_infonce", {}),
+    ("mv_dhel", "mv_dhel", {}),
+)
+QUICK_OBJECTIVES = ("clip (all pairs)", "symile (n)")
+
+#: The encoders and modality options of ``recipes/digits_symile.yaml`` (small, fast on CPU).
+MODALITY_CONFIG: dict[str, dict[str, Any]] = {
+    "image": {"encoder": "image_cnn_small",
+              "options": {"size": 32, "hflip": 0.0, "train_crop": "random_resized",
+                          "min_scale": 0.8},
+              "params": {"channels": [16, 32, 64], "width": 128}},
+    "audio": {"encoder": "audio_ast_tiny",
+              "options": {"sample_rate": 22050, "clip_seconds": 1.0, "eval_clips": 1,
+                          "n_mels": 64, "freq_mask": 8, "time_mask": 10},
+              "params": {"n_mels": 64, "embed_dim": 64, "depth": 2, "num_heads": 4,
+                         "max_frames": 128}},
+    "text": {"encoder": "text_transformer_tiny",
+             "options": {"max_length": 48, "random_crop": False},
+             "params": {"width": 64, "depth": 2, "heads": 2, "max_length": 48}},
+}
+
+
+@dataclass(frozen=True)
+class Budget:
+    """What every (objective, seed) run gets.
+
+    Args:
+        steps: optimiser steps.
+        batch_size: rows per step (capped at the training rows).
+        embed_dim: width of the shared embedding space.
+        lr: AdamW peak learning rate (warmup, then cosine decay).
+        warmup_steps: linear warmup steps.
+    """
+
+    steps: int = 60
+    batch_size: int = 64
+    embed_dim: int = 64
+    lr: float = 2e-3
+    warmup_steps: int = 10
+
+
+QUICK = Budget(steps=4, batch_size=16)
+QUICK_LIMIT = 30
+
+
+@dataclass
+class StudyResult:
+    """R@1 and times of a study.
+
+    Attributes:
+        labels: objective labels, in row order.
+        tasks: task names, in column order.
+        recall: label -> ``[len(tasks), seeds]`` array of test R@1.
+        seconds: label -> ``[seeds]`` training seconds (the ``train`` call).
+        chance: task -> R@1 of a random ranking.
+        queries: task -> number of test queries.
+        train_rows: rows of the training split.
+    """
+
+    labels: list[str]
+    tasks: list[str]
+    recall: dict[str, np.ndarray] = field(default_factory=dict)
+    seconds: dict[str, np.ndarray] = field(default_factory=dict)
+    chance: dict[str, float] = field(default_factory=dict)
+    queries: dict[str, int] = field(default_factory=dict)
+    train_rows: int = 0
+
+
+def _count_rows(path: Path) -> int:
+    return sum(1 for line in path.read_text(encoding="utf-8").splitlines() if line.strip())
+
+
+def chance_recall(manifest: Path, task: str) -> tuple[float, int]:
+    """R@1 of a random ranking under label positives, and the number of queries.
+
+    The gallery is the distinct target items and the queries the distinct query tuples,
+    as :func:`evaluate_retrieval` builds them; a random ranking puts a correct item first
+    with probability (gallery items of the query's label) / (gallery size).
+    """
+    query_part, _, target = task.partition("->")
+    query = query_part.split("+")
+    rows = [json.loads(line) for line in manifest.read_text(encoding="utf-8").splitlines()
+            if line.strip()]
+    gallery: dict[str, Any] = {}
+    queries: dict[tuple[str, ...], Any] = {}
+    for row in rows:
+        if row.get(target) is None:
+            continue
+        gallery.setdefault(str(row[target]), row["label"])
+        if all(row.get(m) is not None for m in query):
+            queries.setdefault(tuple(str(row[m]) for m in query), row["label"])
+    labels = list(gallery.values())
+    fractions = [labels.count(label) / len(labels) for label in queries.values()]
+    return float(np.mean(fractions)), len(fractions)
+
+
+def make_config(name: str, params: dict[str, Any], seed: int, train_manifest: Path,
+                budget: Budget, batch_size: int, output_dir: Path) -> Any:
+    """The validated config of one run: same everything but the objective."""
+    if name == "symile":
+        params = {**params, "seed": seed}  # the "n" permutations follow the run's seed
+    overrides = {
+        "name": f"compare_{name}",
+        "modalities": MODALITY_CONFIG,
+        "model": {"embed_dim": budget.embed_dim},
+        "objective": {"name": name, "params": params},
+        "data": {"train": {"kind": "manifest", "path": str(train_manifest)}, "val": None,
+                 "batch_size": batch_size, "num_workers": 0},
+        "optim": {"lr": budget.lr, "warmup_steps": min(budget.warmup_steps, budget.steps)},
+        # one thread: the loader and the tiny encoders are fastest so on a shared 2-core CPU
+        "train": {"max_steps": budget.steps, "output_dir": str(output_dir), "seed": seed,
+                  "eval_every": 0, "checkpoint_every": 0, "log_every": max(budget.steps, 1),
+                  "threads": 1, "cpu": True},
+        "logging": {"progress": False, "trackers": []},
+    }
+    return anymodal.load_config(None, overrides)
+
+
+def run_one(name: str, params: dict[str, Any], seed: int, data_dir: Path, budget: Budget,
+            batch_size: int, work_dir: Path) -> tuple[dict[str, float], float]:
+    """Train one model and evaluate it on the test split; ``({task: R@1}, seconds)``."""
+    from anymodal.training import train
+
+    output_dir = work_dir / f"{name}-{'-'.join(map(str, params.values()))}-{seed}"
+    config = make_config(name, params, seed, data_dir / "train.jsonl", budget, batch_size,
+                         output_dir)
+    started = time.perf_counter()
+    # The loop prints a start and end table per run; the study prints its own summary.
+    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = train(config)
+    seconds = time.perf_counter() - started
+    model = anymodal.MultiModalModel.from_pretrained(result.output_dir / "model").eval()
+    metrics = evaluate_retrieval(model, data_dir / "test.jsonl", ",".join(TASKS),
+                                 ks=(1,), positives="label")
+    return {task: metrics[task]["R@1"] for task in TASKS}, seconds
+
+
+def build_data(data_dir: Path, limit: int | None) -> Path:
+    """Build (or reuse) the three-modality digits set; returns its directory."""
+    anymodal.build_dataset_files("digits", data_dir, limit=limit, modalities=list(MODALITIES),
+                                 progress=False)
+    return data_dir
+
+
+def warm_up(data_dir: Path) -> None:
+    """Load and transform one item of each modality, so that the first run's time does not
+    include the lazy imports of the plugins' libraries (torchvision, soundfile...)."""
+    row = json.loads((data_dir / "train.jsonl").read_text(encoding="utf-8").splitlines()[0])
+    for key in MODALITIES:
+        spec = anymodal.get_modality(key, **MODALITY_CONFIG[key]["options"])
+        source = row[key] if key == "text" else str(data_dir / row[key])
+        for train in (True, False):
+            spec.transform(spec.load(source), train)
+
+
+def run_study(data_dir: Path, seeds: int, budget: Budget, labels: Sequence[str],
+              log: Callable[[str], None] = print) -> StudyResult:
+    """Train and evaluate every objective in ``labels`` for ``seeds`` seeds."""
+    chosen = [o for o in OBJECTIVES if o[0] in labels]
+    train_rows = _count_rows(data_dir / "train.jsonl")
+    batch_size = min(budget.batch_size, train_rows)
+    result = StudyResult(labels=[o[0] for o in chosen], tasks=list(TASKS),
+                         train_rows=train_rows)
+    for task in TASKS:
+        result.chance[task], result.queries[task] = chance_recall(data_dir / "test.jsonl", task)
+    warm_up(data_dir)
+    with tempfile.TemporaryDirectory(prefix="compare_objectives_") as work:
+        for label, name, params in chosen:
+            recall = np.zeros((len(TASKS), seeds))
+            seconds = np.zeros(seeds)
+            for seed in range(seeds):
+                scores, seconds[seed] = run_one(name, params, seed, data_dir, budget,
+                                                batch_size, Path(work))
+                recall[:, seed] = [scores[task] for task in TASKS]
+                log(f"{label:<20} seed {seed}: " + "  ".join(
+                    f"{task} {scores[task]:.3f}" for task in TASKS)
+                    + f"  ({seconds[seed]:.1f} s)")
+            result.recall[label], result.seconds[label] = recall, seconds
+    return result
+
+
+def _mean_std(values: np.ndarray) -> str:
+    return f"{values.mean():.3f} ± {values.std():.3f}"
+
+
+def format_table(result: StudyResult) -> str:
+    """Markdown: one row per objective, mean ± std R@1 per task and train seconds per run."""
+    header = "| objective | " + " | ".join(result.tasks) + " | train s / run |"
+    lines = [header, "|" + "---|" * (len(result.tasks) + 2)]
+    for label in result.labels:
+        cells = [_mean_std(result.recall[label][t]) for t in range(len(result.tasks))]
+        secs = result.seconds[label]
+        lines.append(f"| {label} | " + " | ".join(cells) + f" | {secs.mean():.1f} ± "
+                     f"{secs.std():.1f} |")
+    lines.append("| *chance* | " + " | ".join(f"{result.chance[t]:.3f}" for t in result.tasks)
+                 + " | |")
+    return "\n".join(lines)
+
+
+def summarise(result: StudyResult) -> list[str]:
+    """Plain statements read off the table: the best objective per task beside chance, and
+    what the second query modality adds for each objective (``audio+text->image`` against
+    the better of ``audio->image`` and ``text->image``)."""
+    lines = []
+    for t, task in enumerate(result.tasks):
+        means = {label: result.recall[label][t].mean() for label in result.labels}
+        best = max(means, key=lambda label: means[label])
+        worst = min(means, key=lambda label: means[label])
+        lines.append(f"- `{task}`: best `{best}` {means[best]:.3f}, worst `{worst}` "
+                     f"{means[worst]:.3f}, chance {result.chance[task]:.3f}.")
+    if {"audio->image", "text->image", "audio+text->image"} <= set(result.tasks):
+        index = {task: t for t, task in enumerate(result.tasks)}
+        gains = []
+        for label in result.labels:
+            recall = result.recall[label].mean(axis=1)
+            single = max(recall[index["audio->image"]], recall[index["text->image"]])
+            gains.append(f"`{label}` {recall[index['audio+text->image']] - single:+.3f}")
+        lines.append("- `audio+text->image` minus the better single-modality query "
+                     "(mean R@1): " + ", ".join(gains) + ".")
+    return lines
+
+
+def plot(result: StudyResult, path: Path) -> None:
+    """Grouped bars of mean R@1 (error bars: std over seeds), chance as dashed lines."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(10, 4.5))
+    width = 0.8 / max(len(result.labels), 1)
+    x = np.arange(len(result.tasks))
+    for i, label in enumerate(result.labels):
+        recall = result.recall[label]
+        ax.bar(x + (i - (len(result.labels) - 1) / 2) * width, recall.mean(axis=1), width,
+               yerr=recall.std(axis=1), capsize=2, label=label)
+    for j, task in enumerate(result.tasks):
+        ax.hlines(result.chance[task], j - 0.45, j + 0.45, colors="black", linestyles="dashed",
+                  label="chance" if j == 0 else None)
+    ax.set_xticks(x, result.tasks)
+    ax.set_ylabel("test R@1 (label positives)")
+    ax.set_ylim(0, 1)
+    ax.set_title("digits (image, audio, text): objectives on the same data and budget")
+    ax.legend(fontsize=8, ncol=3, loc="upper left")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def machine() -> str:
+    """``N-core CPU (model name), no GPU`` and the torch version."""
+    try:
+        lscpu = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
+        model = next((line.split(":", 1)[1].strip() for line in lscpu.splitlines()
+                      if line.startswith("Model name")), platform.processor())
+    except OSError:
+        model = platform.processor()
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
+    return (f"{os.cpu_count()}-core CPU ({model}), {gpu}, runs on the CPU with 1 torch "
+            f"thread; torch {torch.__version__}")
+
+
+def write_report(result: StudyResult, budget: Budget, seeds: int, limit: int | None,
+                 command: str, elapsed: float, md_path: Path, png_path: Path) -> str:
+    """Write the markdown report and the plot; return the markdown."""
+    plot(result, png_path)
+    try:
+        shown = png_path.resolve().relative_to(REPO)
+    except ValueError:
+        shown = png_path
+    times = ", ".join(f"{label} {result.seconds[label].sum():.0f} s" for label in result.labels)
+    queries = ", ".join(f"{t} {result.queries[t]}" for t in result.tasks)
+    samples = "all 1,797" if limit is None else f"the first {limit}"
+    text = f"""# Objective study: digits in three modalities
+
+Machine: {machine()}.\\
+Command: `{command}` ({elapsed:.0f} s, {datetime.date.today().isoformat()}).
+
+Data: `digits` built with `modalities=[image, audio, text]` from {samples} samples
+({result.train_rows} training rows; test queries per task: {queries}). Every run: the
+encoders of `recipes/digits_symile.yaml` (`image_cnn_small` on 32 px, `audio_ast_tiny` on
+1 s of 64-band mel, `text_transformer_tiny`), embeddings of width {budget.embed_dim},
+{budget.steps} AdamW steps of batch {min(budget.batch_size, result.train_rows)} (peak lr
+{budget.lr}, {budget.warmup_steps} warmup steps, cosine), trained with
+`anymodal.training.train`; only the objective changes. Test R@1 with label positives
+(a retrieved item of the query's class is correct), ranked by each objective's own score;
+mean ± std over {seeds} seed(s). Training time per objective (all seeds): {times}.
+
+Budget: this is a small budget (a few epochs on a shared 2-core CPU), chosen so that the
+whole study runs in about ten minutes here; the ranking of objectives may change with
+longer training, larger encoders or a GPU. Differences smaller than the std are noise.
+
+How each objective ranks (its `score`): `clip`, `siglip`, `mv_*` sum the query modalities'
+similarities to the candidate; `symile` takes the multilinear inner product
+`<q_1 * ... * q_k, c>`, so a one-modality query is ranked by the plain inner product
+`<q, c>`, a pairwise similarity that Symile's loss never trains (it only sees the product
+of all three); its `audio+text->image` column is the task it is built for. `gram` ranks by
+minus the volume spanned by the query and candidate embeddings.
+
+{format_table(result)}
+
+Measured (from the table):
+
+{chr(10).join(summarise(result))}
+
+![objectives]({shown})
+"""
+    md_path.parent.mkdir(parents=True, exist_ok=True)
+    md_path.write_text(text, encoding="utf-8")
+    return text
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seeds", type=int, default=None,
+                        help="seeds per objective (default 3; 1 with --quick)")
+    parser.add_argument("--steps", type=int, default=None, help="training steps per run")
+    parser.add_argument("--limit", type=int, default=None,
+                        help="build only the first N digits (default: all 1,797)")
+    parser.add_argument("--data", type=Path, default=None,
+                        help="data directory (default: data/digits3[_limitN])")
+    parser.add_argument("--out-dir", type=Path, default=RESULTS,
+                        help="where study_objectives.md and .png go")
+    parser.add_argument("--quick", action="store_true",
+                        help=f"smoke run: {', '.join(QUICK_OBJECTIVES)}, {QUICK.steps} steps, "
+                             f"limit {QUICK_LIMIT}")
+    args = parser.parse_args(argv)
+    if args.seeds is None:
+        args.seeds = 1 if args.quick else 3
+    if args.seeds < 1 or (args.steps is not None and args.steps < 1):
+        parser.error("--seeds and --steps must be >= 1")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> StudyResult:
+    args = parse_args(argv)
+    budget = QUICK if args.quick else Budget()
+    if args.steps is not None:
+        budget = Budget(**{**budget.__dict__, "steps": args.steps})
+    limit = args.limit if args.limit is not None else (QUICK_LIMIT if args.quick else None)
+    data_dir = args.data or REPO / "data" / ("digits3" if limit is None
+                                             else f"digits3_limit{limit}")
+    labels = QUICK_OBJECTIVES if args.quick else [o[0] for o in OBJECTIVES]
+    torch.set_num_threads(1)
+    started = time.perf_counter()
+    build_data(data_dir, limit)
+    result = run_study(data_dir, args.seeds, budget, labels)
+    elapsed = time.perf_counter() - started
+    table = format_table(result)
+    print(table)
+    command = " ".join([".venv/bin/python examples/compare_objectives.py",
+                        *(argv if argv is not None else sys.argv[1:])])
+    write_report(result, budget, args.seeds, limit, command, elapsed,
+                 args.out_dir / "study_objectives.md", args.out_dir / "study_objectives.png")
+    print(f"wrote {args.out_dir / 'study_objectives.md'} and study_objectives.png")
+    return result
+
+
+if __name__ == "__main__":
+    main()

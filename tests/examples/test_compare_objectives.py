@@ -1,0 +1,139 @@
+"""Tests of ``examples/compare_objectives.py``: configs, chance levels, the table, and a
+``--quick`` run on a small digits build (real files, real training loop)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+
+import numpy as np
+import pytest
+import torch
+
+SCRIPT = Path(__file__).resolve().parents[2] / "examples" / "compare_objectives.py"
+
+
+@pytest.fixture(scope="module")
+def study() -> Iterator[ModuleType]:
+    """The example script, imported as a module (it is not a package)."""
+    spec = importlib.util.spec_from_file_location("compare_objectives_example", SCRIPT)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while building
+    try:
+        spec.loader.exec_module(module)
+        yield module
+    finally:
+        sys.modules.pop(spec.name, None)
+
+
+@pytest.fixture
+def one_thread() -> Iterator[None]:
+    """main() sets one torch thread; restore the caller's count afterwards."""
+    before = torch.get_num_threads()
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_every_objective_config_is_valid_and_differs_only_in_the_objective(
+        study: ModuleType, tmp_path: Path) -> None:
+    budget = study.Budget(steps=7)
+    configs = {label: study.make_config(name, params, 2, tmp_path / "train.jsonl", budget, 32,
+                                        tmp_path / label)
+               for label, name, params in study.OBJECTIVES}
+    assert len(configs) == 8
+    assert configs["clip (anchor text)"].objective.params.anchor == "text"
+    assert configs["symile (n_squared)"].objective.params.negatives == "n_squared"
+    assert configs["symile (n)"].objective.params.seed == 2
+    first = configs["clip (all pairs)"]
+    for config in configs.values():
+        assert sorted(config.modalities) == ["audio", "image", "text"]
+        assert config.train.max_steps == 7 and config.train.seed == 2
+        assert config.train.eval_every == 0 and config.data.val is None
+        assert config.data.batch_size == 32 and config.logging.progress is False
+        for key in ("modalities", "model", "optim", "data", "logging"):
+            assert config[key] == first[key]
+
+
+def _write_manifest(path: Path, rows: list[dict]) -> None:
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+
+
+def test_chance_recall_counts_distinct_items_by_label(study: ModuleType,
+                                                      tmp_path: Path) -> None:
+    # Texts repeat (one caption per class here): the gallery of ->text has 2 items.
+    rows = [{"label": 0, "image": "a.png", "audio": "a.wav", "text": "zero"},
+            {"label": 0, "image": "b.png", "audio": "b.wav", "text": "zero"},
+            {"label": 1, "image": "c.png", "audio": "c.wav", "text": "one"},
+            {"label": 2, "image": "d.png", "audio": None, "text": "two"}]
+    manifest = tmp_path / "test.jsonl"
+    _write_manifest(manifest, rows)
+    # image->text: 4 queries, gallery {zero: 0, one: 1, two: 2}; each query 1/3.
+    assert study.chance_recall(manifest, "image->text") == (pytest.approx(1 / 3), 4)
+    # audio->image: 3 queries (d has no audio), gallery of 4 images: 2/4, 2/4, 1/4.
+    assert study.chance_recall(manifest, "audio->image") == (pytest.approx(5 / 12), 3)
+    # audio+text->image: the same three rows have both.
+    chance, queries = study.chance_recall(manifest, "audio+text->image")
+    assert queries == 3 and chance == pytest.approx(5 / 12)
+
+
+def test_table_has_a_row_per_objective_and_the_chance_row(study: ModuleType) -> None:
+    result = study.StudyResult(labels=["a", "b"], tasks=["x->y", "y->x"],
+                               chance={"x->y": 0.1, "y->x": 0.25})
+    result.recall = {"a": np.array([[0.5, 0.7], [0.2, 0.2]]), "b": np.zeros((2, 2))}
+    result.seconds = {"a": np.array([3.0, 5.0]), "b": np.array([1.0, 1.0])}
+    lines = study.format_table(result).splitlines()
+    assert lines[0] == "| objective | x->y | y->x | train s / run |"
+    assert lines[2] == "| a | 0.600 ± 0.100 | 0.200 ± 0.000 | 4.0 ± 1.0 |"
+    assert lines[3].startswith("| b | 0.000 ± 0.000")
+    assert lines[4] == "| *chance* | 0.100 | 0.250 | |"
+
+
+def test_summary_names_the_best_and_the_gain_of_the_pair_query(study: ModuleType) -> None:
+    tasks = ["audio->image", "text->image", "audio+text->image"]
+    result = study.StudyResult(labels=["pairwise", "product"], tasks=tasks,
+                               chance={t: 0.1 for t in tasks})
+    result.recall = {"pairwise": np.array([[0.2, 0.2], [0.6, 0.6], [0.5, 0.5]]),
+                     "product": np.array([[0.3, 0.3], [0.5, 0.5], [0.8, 0.8]])}
+    lines = study.summarise(result)
+    assert lines[0] == ("- `audio->image`: best `product` 0.300, worst `pairwise` 0.200, "
+                        "chance 0.100.")
+    assert lines[1].startswith("- `text->image`: best `pairwise` 0.600")
+    assert lines[3].endswith("`pairwise` -0.100, `product` +0.300.")
+
+
+@pytest.mark.slow
+def test_quick_run_writes_the_report(study: ModuleType, tmp_path: Path, one_thread: None,
+                                     capsys: pytest.CaptureFixture[str]) -> None:
+    data = tmp_path / "digits"
+    out = tmp_path / "results"
+    result = study.main(["--quick", "--data", str(data), "--out-dir", str(out)])
+    # The data set was really built: three modalities, files on disk.
+    row = json.loads((data / "test.jsonl").read_text().splitlines()[0])
+    assert (data / row["image"]).is_file() and (data / row["audio"]).is_file()
+    assert isinstance(row["text"], str) and row["text"]
+    assert result.labels == list(study.QUICK_OBJECTIVES)
+    assert result.tasks == list(study.TASKS)
+    test_rows = len((data / "test.jsonl").read_text().splitlines())
+    for label in result.labels:
+        recall = result.recall[label]
+        assert recall.shape == (len(study.TASKS), 1)
+        assert ((recall >= 0) & (recall <= 1)).all()
+        # R@1 over test_rows queries (every test row has all three modalities)
+        assert (abs(recall * test_rows - (recall * test_rows).round()) < 1e-6).all()
+        assert result.seconds[label].shape == (1,) and (result.seconds[label] > 0).all()
+    for task in study.TASKS:
+        assert 0 < result.chance[task] <= 1 and result.queries[task] == test_rows
+    markdown = (out / "study_objectives.md").read_text()
+    assert "--quick" in markdown and "-core CPU (" in markdown
+    assert "| objective | audio->image |" in markdown and "| *chance* |" in markdown
+    assert markdown.count("±") >= 2 * len(study.TASKS)
+    assert (out / "study_objectives.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    printed = capsys.readouterr().out
+    assert "| clip (all pairs) |" in printed and "| symile (n) |" in printed
