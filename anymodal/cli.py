@@ -111,9 +111,15 @@ def _cmd_datasets(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
+    if args.digits:
+        from anymodal.digits_demo import run_digits_demo
+
+        return run_digits_demo(output_dir=args.output_dir or "runs/demo_digits",
+                               data_dir=args.data_dir, limit=args.limit, steps=args.steps)
     from anymodal.demo import run_demo
 
-    return run_demo(output_dir=args.output_dir, steps=args.steps, quick=args.quick)
+    return run_demo(output_dir=args.output_dir or "runs/demo", steps=args.steps,
+                    quick=args.quick)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -153,9 +159,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_datasets)
 
     p = sub.add_parser("demo", help="a small end-to-end run: train, embed, search, report")
-    p.add_argument("--output-dir", default="runs/demo", help="where the run is written")
+    p.add_argument("--output-dir", default=None, help="where the run is written")
     p.add_argument("--steps", type=int, default=None, help="training steps per objective")
     p.add_argument("--quick", action="store_true", help="the fastest version (for tests)")
+    p.add_argument("--digits", action="store_true",
+                   help="the six-modality demo on handwritten digits (needs anymodal-datasets)")
+    p.add_argument("--data-dir", default="data/digits", help="--digits: where the data goes")
+    p.add_argument("--limit", type=int, default=None, help="--digits: build only N digits")
     p.set_defaults(func=_cmd_demo)
 
     from anymodal.retrieval.commands import add_retrieval_commands

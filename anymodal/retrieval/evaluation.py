@@ -209,7 +209,7 @@ def evaluate_retrieval(model: MultiModalModel, data: EmbeddedManifest | str | Pa
 
     Returns:
         task name -> ``{"R@1": ..., "median_rank": ..., "MRR": ..., "mAP": ...,
-        "queries": ..., "candidates": ...}``.
+        "queries": ..., "candidates": ..., "chance_R@1": ...}``.
     """
     if positives not in ("source", "label"):
         raise ConfigError(f"positives must be 'source' or 'label', got {positives!r}")
@@ -230,6 +230,8 @@ def evaluate_retrieval(model: MultiModalModel, data: EmbeddedManifest | str | Pa
             precisions.append(average_precision(scores, pos[start:start + block]))
         metrics = summarize(torch.cat(ranks), torch.cat(precisions), ks)
         metrics["candidates"] = float(pos.shape[1])
+        # A random ranking puts a correct target first with probability positives / gallery.
+        metrics["chance_R@1"] = float(pos.float().mean(dim=1).mean())
         results[task.name] = metrics
     return results
 
