@@ -42,7 +42,7 @@ lint: install
 	$(VENV)/bin/ruff check anymodal plugins tests benchmarks examples
 
 demo: install
-	$(VENV)/bin/anymodal demo
+	$(VENV)/bin/anymodal demo --digits
 
 bench: install
 	$(PY) benchmarks/run_all.py

@@ -131,8 +131,14 @@ def measures(model: MultiModalModel, embeddings: dict[str, Tensor], labels: Tens
 
 
 def _plot_curves(ax: Axes, records: list[dict[str, Any]], wanted: Callable[[str], bool],
-                 title: str) -> None:
+                 title: str, limit: int = 8) -> None:
     keys = sorted({k for r in records for k in r if k not in ("step", "time") and wanted(k)})
+    if len(keys) > limit:
+        # Six modalities make 30 pairs: a legend that large hides the plot. Keep the
+        # series with the best last value, and say so in the title.
+        last = {k: next(r[k] for r in reversed(records) if k in r) for k in keys}
+        title = f"{title} (best {limit} of {len(keys)})"
+        keys = sorted(sorted(keys, key=lambda k: -float(last[k]))[:limit])
     for key in keys:
         points = [(r["step"], r[key]) for r in records if key in r and "step" in r]
         if points:
