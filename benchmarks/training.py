@@ -66,7 +66,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--batch", type=int, default=64, help="rows per process per step")
     args = parser.parse_args()
-    lines = ["## Training throughput", "",
+    lines = ["# Training throughput", "",
              f"Machine: {machine()}. Command: `python benchmarks/training.py "
              f"--steps {args.steps} --batch {args.batch}`.", "",
              "| recipe | 1 process (samples/s) | 2 processes (samples/s) | scaling efficiency |",
