@@ -65,16 +65,17 @@ def test_several_positives_per_query(captions: Any) -> None:
     positives = torch.zeros(12, 25, dtype=torch.bool)
     for i in range(24):
         positives[i // 2, i] = True
+    chance = float(positives.float().mean(dim=1).mean())  # positives / gallery, per query
     want = retrieval_metrics(model.score({"a": ea}, gallery), positives)
-    assert results["a->c"] == pytest.approx(want)
+    assert results["a->c"] == pytest.approx({**want, "chance_R@1": chance})
     assert results["a->c"]["queries"] == 12 and results["a->c"]["candidates"] == 25
     want = retrieval_metrics(model.score({"a": ea, "b": eb}, gallery), positives)
-    assert results["a+b->c"] == pytest.approx(want)
+    assert results["a+b->c"] == pytest.approx({**want, "chance_R@1": chance})
     # c->a: one clip per caption, the clip gallery has 12 distinct items.
     positives = torch.zeros(24, 12, dtype=torch.bool)
     positives[torch.arange(24), torch.arange(24) // 2] = True
     want = retrieval_metrics(model.score({"c": ec}, ea), positives)
-    assert results["c->a"] == pytest.approx(want)
+    assert results["c->a"] == pytest.approx({**want, "chance_R@1": 1 / 12})
 
 
 def test_label_positives(captions: Any) -> None:
@@ -84,7 +85,9 @@ def test_label_positives(captions: Any) -> None:
     ec = model.embed("c", raw["c"], progress=False)
     labels = raw["labels"]
     positives = labels.repeat_interleave(2)[:, None] == labels[None, :]
-    assert got == pytest.approx(retrieval_metrics(model.score({"c": ec}, ea), positives))
+    want = retrieval_metrics(model.score({"c": ec}, ea), positives)
+    chance = float(positives.float().mean(dim=1).mean())
+    assert got == pytest.approx({**want, "chance_R@1": chance})
 
 
 def test_zero_shot_with_prototypes(captions: Any) -> None:
