@@ -338,6 +338,18 @@ def check_query(query: Mapping[str, Tensor], candidates: Tensor) -> list[Tensor]
     return tensors
 
 
+def summed_similarity(query: Mapping[str, Tensor], candidates: Tensor,
+                      logit_scale: Tensor | float) -> Tensor:
+    """``sum_q s · q cᵀ``, the scoring rule of the pairwise and multi-view objectives.
+
+    Shapes:
+        query: ``{m: [Q, D]}``; candidates: ``[C, D]``; returns ``[Q, C]``.
+    """
+    tensors = check_query(query, candidates)
+    scale = as_scale(logit_scale, candidates)
+    return scale * (torch.stack(tensors).sum(0) @ candidates.T)
+
+
 class Objective(nn.Module):
     """Base class of the built-in objectives.
 

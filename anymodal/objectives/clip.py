@@ -19,14 +19,13 @@ from torch import Tensor
 from anymodal.objectives.base import (
     Objective,
     Shard,
-    as_scale,
     check_choice,
-    check_query,
     count_tensor,
     finish,
     full_precision,
     prepare,
     resolve_pairs,
+    summed_similarity,
 )
 from anymodal.types import ObjectiveSpec
 
@@ -113,9 +112,7 @@ class ClipLoss(Objective):
         Shapes:
             query: ``{m: [Q, D]}``; candidates: ``[C, D]``; returns ``[Q, C]``.
         """
-        tensors = check_query(query, candidates)
-        scale = as_scale(logit_scale, candidates)
-        return scale * (torch.stack(tensors).sum(0) @ candidates.T)
+        return summed_similarity(query, candidates, logit_scale)
 
 
 def _pair_terms(shard: Shard, a: str, b: str) -> tuple[Tensor, Tensor, int]:

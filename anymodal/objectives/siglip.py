@@ -18,14 +18,13 @@ from torch import Tensor, nn
 from anymodal.objectives.base import (
     Objective,
     Shard,
-    as_scale,
     check_choice,
-    check_query,
     count_tensor,
     finish,
     full_precision,
     prepare,
     resolve_pairs,
+    summed_similarity,
 )
 from anymodal.objectives.clip import REDUCTIONS, combine_pairs
 from anymodal.types import ObjectiveSpec
@@ -114,10 +113,8 @@ class SigLipLoss(Objective):
         Shapes:
             query: ``{m: [Q, D]}``; candidates: ``[C, D]``; returns ``[Q, C]``.
         """
-        tensors = check_query(query, candidates)
-        scale = as_scale(logit_scale, candidates)
         bias = self.bias.to(candidates.dtype)
-        return scale * (torch.stack(tensors).sum(0) @ candidates.T) + len(tensors) * bias
+        return summed_similarity(query, candidates, logit_scale) + len(query) * bias
 
 
 SPEC = ObjectiveSpec(
