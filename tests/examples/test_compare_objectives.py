@@ -3,42 +3,21 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
 import numpy as np
 import pytest
-import torch
 
-SCRIPT = Path(__file__).resolve().parents[2] / "examples" / "compare_objectives.py"
+from tests.examples.conftest import example_module
 
 
 @pytest.fixture(scope="module")
 def study() -> Iterator[ModuleType]:
-    """The example script, imported as a module (it is not a package)."""
-    spec = importlib.util.spec_from_file_location("compare_objectives_example", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while building
-    try:
-        spec.loader.exec_module(module)
+    with example_module("compare_objectives.py") as module:
         yield module
-    finally:
-        sys.modules.pop(spec.name, None)
-
-
-@pytest.fixture
-def one_thread() -> Iterator[None]:
-    """main() sets one torch thread; restore the caller's count afterwards."""
-    before = torch.get_num_threads()
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def test_every_objective_config_is_valid_and_differs_only_in_the_objective(

@@ -3,8 +3,6 @@ path (a hand-built Symile model solves the task exactly) and a ``--quick`` run."
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
@@ -13,33 +11,13 @@ import pytest
 import torch
 
 import anymodal
-
-SCRIPT = Path(__file__).resolve().parents[2] / "examples" / "symile_xor.py"
+from tests.examples.conftest import example_module
 
 
 @pytest.fixture(scope="module")
 def xor() -> Iterator[ModuleType]:
-    """The example script, imported as a module (it is not a package)."""
-    spec = importlib.util.spec_from_file_location("symile_xor_example", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while building
-    try:
-        spec.loader.exec_module(module)
+    with example_module("symile_xor.py") as module:
         yield module
-    finally:
-        sys.modules.pop(spec.name, None)
-
-
-@pytest.fixture
-def one_thread() -> Iterator[None]:
-    """Tiny models train fastest on one thread (as the script runs them)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def test_optimum_formula(xor: ModuleType) -> None:
