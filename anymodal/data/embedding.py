@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 import torch
+from accelerate.utils import send_to_device
 from tqdm.auto import tqdm
 
 from anymodal.errors import DataError
@@ -58,7 +59,7 @@ def embed_items(model: MultiModalModel, key: str, items: Iterable[Any], batch_si
                     if failures is not None:
                         failures.append((index, str(exc)))
             if prepared:
-                collated = _to_device(spec.collate(prepared), model.device)
+                collated = send_to_device(spec.collate(prepared), model.device)
                 chunks.append(model.encode(key, collated).float().cpu())
             bar.update(min(batch_size, len(items) - start))
     finally:
@@ -68,12 +69,3 @@ def embed_items(model: MultiModalModel, key: str, items: Iterable[Any], batch_si
         return torch.empty(0, model.embed_dim)
     return torch.cat(chunks)
 
-
-def _to_device(value: Any, device: torch.device) -> Any:
-    if hasattr(value, "to") and not isinstance(value, (list, tuple, dict, str)):
-        return value.to(device)
-    if isinstance(value, dict):
-        return {k: _to_device(v, device) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return type(value)(_to_device(v, device) for v in value)
-    return value

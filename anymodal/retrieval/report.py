@@ -78,7 +78,7 @@ def sample_embeddings(model: MultiModalModel, n: int = 256, data: str | Path | N
         (class labels for synthetic data, the row number for a manifest).
     """
     if data is None:
-        from anymodal.data.embedding import _to_device
+        from accelerate.utils import send_to_device
 
         # One class per row shared by every modality, as the synthetic training data does.
         num_classes = min(max(s.num_classes, 1) for s in model.modalities.values())
@@ -90,7 +90,7 @@ def sample_embeddings(model: MultiModalModel, n: int = 256, data: str | Path | N
         for slot, (key, spec) in enumerate(model.modalities.items()):
             g = torch.Generator().manual_seed(seed * 1009 + slot)
             items = spec.synthesize(n, g, labels)
-            out[key] = model.encode(key, _to_device(spec.collate(items), model.device)).cpu()
+            out[key] = model.encode(key, send_to_device(spec.collate(items), model.device)).cpu()
         model.train(was_training)
         return out, labels
     from anymodal.retrieval.evaluation import EmbeddedManifest, _key
