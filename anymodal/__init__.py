@@ -24,7 +24,14 @@ from anymodal.plugins import (
     list_modalities,
     list_objectives,
 )
-from anymodal.types import Batch, DatasetSpec, EncoderSpec, ModalitySpec, ObjectiveSpec
+from anymodal.types import (
+    Batch,
+    DatasetSpec,
+    DoctorCheck,
+    EncoderSpec,
+    ModalitySpec,
+    ObjectiveSpec,
+)
 
 if TYPE_CHECKING:
     from anymodal import testing
@@ -37,6 +44,7 @@ __all__ = [
     "ConfigError",
     "DataError",
     "DatasetSpec",
+    "DoctorCheck",
     "EncoderSpec",
     "ExperimentConfig",
     "Hit",

@@ -59,20 +59,22 @@ def _cmd_plugins(args: argparse.Namespace) -> int:
 def _cmd_doctor(args: argparse.Namespace) -> int:
     from anymodal.doctor import run_checks
 
-    checks = run_checks()
+    results = run_checks(args.only)
     if args.json:
-        print(json.dumps([c.__dict__ for c in checks], indent=2))
+        print(json.dumps([{**r.__dict__, "fails_strict": r.fails_strict} for r in results],
+                         indent=2))
     else:
-        from rich.console import Console
-        from rich.table import Table
-
-        table = Table(title="anymodal doctor")
-        for column in ("", "component", "found", "to install"):
-            table.add_column(column, overflow="fold")
-        for c in checks:
-            table.add_row("[green]ok[/green]" if c.ok else "[red]missing[/red]", c.name,
-                          c.detail, c.fix)
-        Console().print(table)
+        width = max(len(r.name) for r in results)
+        for r in results:
+            line = f"{r.status:<7}  {r.name:<{width}}  {r.detail}"
+            if r.status != "ok" and r.fix:
+                line += f"  -- fix: {r.fix}"
+            print(line)
+    failed = [r for r in results if r.fails_strict]
+    if args.strict and failed:
+        print(f"anymodal doctor --strict: {len(failed)} check(s) failed: "
+              f"{', '.join(r.name for r in failed)}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -134,8 +136,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=_cmd_plugins)
 
-    p = sub.add_parser("doctor", help="check libraries and system tools; say how to install")
+    p = sub.add_parser("doctor", help="check that every dependency loads and works; say how to fix")
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--strict", action="store_true",
+                   help="exit 1 when a check fails (make install ends with this)")
+    p.add_argument("--only", metavar="PATTERN", default=None,
+                   help="run only the checks whose name matches this glob ('audio:*')")
     p.set_defaults(func=_cmd_doctor)
 
     p = sub.add_parser("train", help="train from a YAML recipe (also under accelerate launch)",

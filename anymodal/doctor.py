@@ -1,70 +1,137 @@
-"""``anymodal doctor``: what this machine has, what is missing, and how to install it."""
+"""``anymodal doctor``: does every dependency of the core and the plugins load and work?
+
+The checks come from the plugins (``anymodal_register_doctor_checks``): each one loads its
+dependency and runs one small real computation, because a compiled extension built for
+another torch imports fine and fails only when used, or fails to import with an
+``undefined symbol`` that says nothing to a newcomer. A plugin that failed to load is
+reported too. Each problem is one line: what, which versions, why, and the command that
+fixes it. ``make install`` ends with ``anymodal doctor --strict``, so a broken install
+fails there instead of in the middle of a demo.
+"""
 
 from __future__ import annotations
 
-import importlib
-import platform
-import shutil
-import sys
-from collections.abc import Callable
+import fnmatch
+import importlib.util
+import re
 from dataclasses import dataclass
+from importlib import metadata
 
-__all__ = ["Check", "run_checks"]
+from anymodal.types import DoctorCheck
+
+__all__ = ["CheckResult", "explain_failure", "installed_version", "run_check", "run_checks"]
+
+OK, MISSING, BROKEN = "ok", "missing", "broken"
+
+_UNDEFINED_SYMBOL = re.compile(r"undefined symbol:?\s*(\S+)")
+_MISSING_LIBRARY = re.compile(r"(lib[\w.+-]+\.so[\w.]*): cannot open shared object file")
 
 
-@dataclass
-class Check:
+@dataclass(frozen=True)
+class CheckResult:
+    """The outcome of one check.
+
+    Args:
+        name: the check's name.
+        status: ``"ok"``, ``"missing"`` (not installed) or ``"broken"`` (installed, fails).
+        detail: the version and what was computed, or the one-line reason of a failure.
+        fix: the command that fixes a failure (empty when ok).
+        required: whether a *missing* result fails ``--strict``.
+    """
+
     name: str
-    ok: bool
+    status: str
     detail: str
     fix: str = ""
+    required: bool = True
+
+    @property
+    def fails_strict(self) -> bool:
+        """Whether ``anymodal doctor --strict`` exits non-zero because of this result."""
+        return self.status == BROKEN or (self.status == MISSING and self.required)
 
 
-def _module(name: str, fix: str, version_attr: str = "__version__",
-            extra: Callable[[object], str] | None = None) -> Check:
+def installed_version(distribution: str) -> str | None:
+    """The installed version of ``distribution``, or None when it is not installed."""
     try:
-        module = importlib.import_module(name)
-    except Exception as exc:  # an optional library may fail in many ways (e.g. a missing .so)
-        return Check(name, False, f"{type(exc).__name__}: {str(exc).splitlines()[0][:120]}", fix)
-    detail = str(getattr(module, version_attr, "installed"))
-    if extra is not None:
-        detail += extra(module)
-    return Check(name, True, detail)
+        return metadata.version(distribution)
+    except metadata.PackageNotFoundError:
+        return None
 
 
-def _binary(name: str, fix: str) -> Check:
-    path = shutil.which(name)
-    return Check(name, path is not None, path or "not on PATH", "" if path else fix)
+def _versions(packages: tuple[str, ...]) -> str:
+    found = [f"{p} {installed_version(p) or '(not installed)'}" for p in packages]
+    return ", ".join(found)
 
 
-def _torch_extra(torch: object) -> str:
-    cuda = torch.cuda
-    if cuda.is_available():
-        return f" (CUDA {torch.version.cuda}, {cuda.device_count()} GPU: {cuda.get_device_name(0)})"  # type: ignore[attr-defined]
-    return " (no CUDA device: training runs on the CPU)"
+def explain_failure(exc: BaseException, packages: tuple[str, ...] = ()) -> str:
+    """One line that says why a dependency failed, without a traceback.
+
+    An ``undefined symbol`` from a compiled extension means the binary was built against
+    another release of the library it links (torchaudio built for another torch): the
+    line names the versions found, so the mismatch can be read off.
+
+    Args:
+        exc: what the check raised.
+        packages: the distributions involved, whose installed versions are named.
+    """
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    versions = _versions(packages)
+    symbol = _UNDEFINED_SYMBOL.search(text)
+    if symbol:
+        torch = installed_version("torch")
+        return (f"{versions or 'a compiled extension'} does not load with torch {torch}: "
+                f"its binary was built for another release (undefined symbol {symbol.group(1)})")
+    library = _MISSING_LIBRARY.search(text)
+    if library:
+        return f"{versions}: the system library {library.group(1)} is missing"
+    reason = f"{type(exc).__name__}: {text}"
+    if len(reason) > 160:
+        reason = reason[:157] + "..."
+    return f"{versions}: {reason}" if versions else reason
 
 
-def run_checks() -> list[Check]:
-    """Every check, in the order printed."""
-    pip = f"{sys.executable} -m pip install"
-    apt = "apt-get install -y"
-    checks = [
-        Check("python", sys.version_info >= (3, 10), platform.python_version(),
-              "" if sys.version_info >= (3, 10) else "anymodal needs Python >= 3.10"),
-        _module("torch", f"{pip} 'torch==2.11.*'", extra=_torch_extra),
-        _module("torchaudio", f"{pip} 'torchaudio==2.11.*' (must match torch exactly)"),
-        _module("torchvision", f"{pip} 'torchvision==0.26.*'"),
-        _module("triton", f"{pip} triton (comes with the CUDA build of torch)"),
-        _module("accelerate", f"{pip} accelerate"),
-        _module("soundfile", f"{pip} soundfile"),
-        _module("decord", f"{pip} decord"),
-        _module("open3d", f"{apt} libusb-1.0-0 && {pip} open3d"),
-        _module("torch_geometric", f"{pip} 'torch-geometric==2.8.*'"),
-        _module("faiss", f"{pip} faiss-cpu"),
-        _module("webdataset", f"{pip} webdataset"),
-        _module("transformers", f"{pip} 'anymodal-text[minilm]'"),
-        _module("matplotlib", f"{pip} matplotlib"),
-        _binary("ffmpeg", f"{apt} ffmpeg"),
-        _binary("espeak-ng", f"{apt} espeak-ng"),
-    ]
-    return checks
+def _is_missing(exc: BaseException, packages: tuple[str, ...]) -> bool:
+    if isinstance(exc, FileNotFoundError):  # a system tool that is not on PATH
+        return True
+    if not isinstance(exc, ModuleNotFoundError):
+        return False
+    if packages:
+        return any(installed_version(p) is None for p in packages)
+    name = (exc.name or "").split(".")[0]
+    return bool(name) and importlib.util.find_spec(name) is None
+
+
+def run_check(check: DoctorCheck) -> CheckResult:
+    """Run one check and classify its outcome (never raises for the check's own errors)."""
+    try:
+        detail = check.run()
+    except Exception as exc:  # a broken extension raises OSError, ImportError, RuntimeError...
+        status = MISSING if _is_missing(exc, check.packages) else BROKEN
+        detail = (str(exc) if isinstance(exc, FileNotFoundError)
+                  else "not installed" if status == MISSING
+                  else explain_failure(exc, check.packages))
+        return CheckResult(check.name, status, detail, check.fix, check.required)
+    return CheckResult(check.name, OK, detail, "", check.required)
+
+
+def run_checks(only: str | None = None) -> list[CheckResult]:
+    """Every registered check (plugin by plugin), then one line per plugin that failed to load.
+
+    Args:
+        only: a glob; when given, only the checks whose name matches it run (plugin
+            failures are always reported).
+    """
+    from anymodal.plugins import get_plugin_manager
+
+    manager = get_plugin_manager()
+    names = [name for info in manager.plugins.values() for name in info.doctor_checks
+             if only is None or fnmatch.fnmatch(name, only)]
+    results = [run_check(manager.doctor_checks.get(name)) for name in names]
+    for failure in manager.failures:
+        reason = explain_failure(Exception(failure.reason))
+        results.append(CheckResult(
+            f"plugin {failure.name}", BROKEN, f"{failure.distribution} {failure.version}: {reason}",
+            "make install (re-syncs .venv to requirements/lock.txt)",
+        ))
+    return results

@@ -32,7 +32,7 @@ from anymodal._version import __version__
 from anymodal.errors import PluginError
 from anymodal.params import build_params
 from anymodal.registry import Registry
-from anymodal.types import DatasetSpec, EncoderSpec, ModalitySpec, ObjectiveSpec
+from anymodal.types import DatasetSpec, DoctorCheck, EncoderSpec, ModalitySpec, ObjectiveSpec
 
 __all__ = [
     "BUILTIN_PLUGINS",
@@ -52,13 +52,18 @@ __all__ = [
 ]
 
 ENTRY_POINT_GROUP = "anymodal"
-BUILTIN_PLUGINS = ("anymodal.builtin.vector", "anymodal.builtin.objectives")
+BUILTIN_PLUGINS = (
+    "anymodal.builtin.vector",
+    "anymodal.builtin.objectives",
+    "anymodal.builtin.checks",
+)
 
 _REGISTER_HOOKS: tuple[tuple[str, str, type], ...] = (
     ("anymodal_register_modalities", "modalities", ModalitySpec),
     ("anymodal_register_encoders", "encoders", EncoderSpec),
     ("anymodal_register_objectives", "objectives", ObjectiveSpec),
     ("anymodal_register_datasets", "datasets", DatasetSpec),
+    ("anymodal_register_doctor_checks", "doctor_checks", DoctorCheck),
 )
 
 
@@ -75,6 +80,7 @@ class PluginInfo:
     encoders: list[str] = field(default_factory=list)
     objectives: list[str] = field(default_factory=list)
     datasets: list[str] = field(default_factory=list)
+    doctor_checks: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -129,6 +135,7 @@ class PluginManager:
         self.encoders: Registry[EncoderSpec] = Registry("encoder")
         self.objectives: Registry[ObjectiveSpec] = Registry("objective")
         self.datasets: Registry[DatasetSpec] = Registry("dataset")
+        self.doctor_checks: Registry[DoctorCheck] = Registry("doctor check")
         self.plugins: dict[str, PluginInfo] = {}
         self.failures: list[PluginFailure] = []
         self.autoload = (
