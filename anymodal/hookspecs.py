@@ -55,6 +55,19 @@ def anymodal_register_datasets(register: Any) -> None:
 
 
 @hookspec
+def anymodal_register_doctor_checks(register: Any) -> None:
+    """Register the checks ``anymodal doctor`` runs for this plugin's dependencies.
+
+    Called when ``anymodal doctor`` runs (and at the end of ``make install``, as
+    ``doctor --strict``). A check should load the dependency and exercise its compiled
+    code once, so that a binary built for another torch is caught at install time.
+
+    Args:
+        register: call ``register(DoctorCheck(...))`` once per check.
+    """
+
+
+@hookspec
 def anymodal_on_step_end(step: int, metrics: dict[str, float], state: Any) -> None:
     """Called on the main process after every optimiser step.
 

@@ -18,7 +18,16 @@ from typing import Any
 
 import torch
 
-__all__ = ["IDS_KEY", "PRESENT_KEY", "Batch", "EncoderSpec", "ModalitySpec", "ObjectiveSpec"]
+__all__ = [
+    "IDS_KEY",
+    "PRESENT_KEY",
+    "Batch",
+    "DatasetSpec",
+    "DoctorCheck",
+    "EncoderSpec",
+    "ModalitySpec",
+    "ObjectiveSpec",
+]
 
 Batch = dict[str, Any]
 PRESENT_KEY = "present"
@@ -116,3 +125,30 @@ class DatasetSpec:
     build: Callable[..., Any]
     config_cls: type
     description: str = ""
+
+
+@dataclass(frozen=True)
+class DoctorCheck:
+    """A check that ``anymodal doctor`` runs: load a dependency and exercise its compiled code.
+
+    Importing a package proves little (torchaudio imports and then fails at the first
+    feature it computes), so ``run`` should do one small real computation.
+
+    Args:
+        name: what is checked, as shown in the report (``"torchaudio"``, ``"ffmpeg"``).
+        run: performs the check; returns a short detail (version, what was computed) or
+            raises. A ``ModuleNotFoundError`` for a package that is not installed at all,
+            or a ``FileNotFoundError`` (a system tool not on PATH), reports the check as
+            *missing*; any other exception as *broken*.
+        fix: the command that fixes a failure (``"make install"``, ``"apt-get install ..."``).
+        packages: the distributions involved; their installed versions are printed with a
+            failure, and a missing one decides whether the check is *missing*.
+        required: whether ``doctor --strict`` fails when the check is *missing* (a *broken*
+            check always fails it: something installed does not work).
+    """
+
+    name: str
+    run: Callable[[], str]
+    fix: str = ""
+    packages: tuple[str, ...] = ()
+    required: bool = True

@@ -7,6 +7,7 @@ from typing import Any
 from anymodal import EncoderSpec, hookimpl
 from anymodal_audio.encoders import AudioAST, AudioASTConfig, AudioCNN, AudioCNNConfig
 from anymodal_audio.modality import make_audio_modality
+from anymodal_audio.checks import anymodal_register_doctor_checks  # noqa: F401  (a hook)
 
 
 @hookimpl

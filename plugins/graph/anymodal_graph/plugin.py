@@ -12,6 +12,7 @@ from anymodal import EncoderSpec, hookimpl
 from anymodal_graph.config import GATConfig, GINConfig, GraphConfig
 from anymodal_graph.encoders import build_gat, build_gin
 from anymodal_graph.modality import make_graph_modality
+from anymodal_graph.checks import anymodal_register_doctor_checks  # noqa: F401  (a hook)
 
 
 @hookimpl

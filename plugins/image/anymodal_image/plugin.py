@@ -6,6 +6,7 @@ from typing import Any
 
 from anymodal import EncoderSpec, hookimpl
 from anymodal_image.config import CNNSmallConfig, ImageConfig, TimmConfig, ViTTinyConfig
+from anymodal_image.checks import anymodal_register_doctor_checks  # noqa: F401  (a hook)
 
 
 def _build_vit(config: ViTTinyConfig) -> Any:

@@ -11,6 +11,7 @@ from anymodal import EncoderSpec, hookimpl
 from anymodal_pointcloud.config import PointBertConfig, PointCloudConfig, PointNetConfig
 from anymodal_pointcloud.encoders import PointBertEncoder, PointNetEncoder
 from anymodal_pointcloud.modality import make_pointcloud_modality
+from anymodal_pointcloud.checks import anymodal_register_doctor_checks  # noqa: F401  (a hook)
 
 
 @hookimpl

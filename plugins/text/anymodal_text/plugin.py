@@ -6,6 +6,7 @@ from typing import Any
 
 from anymodal import EncoderSpec, hookimpl
 from anymodal_text.config import MiniLMConfig, TextConfig, TextTransformerConfig
+from anymodal_text.checks import anymodal_register_doctor_checks  # noqa: F401  (a hook)
 
 
 def _build_transformer(config: TextTransformerConfig) -> Any:

@@ -7,6 +7,7 @@ from typing import Any
 from anymodal import EncoderSpec, hookimpl
 from anymodal_video.encoders import FramesMean, FramesMeanConfig, TimeSformer, TimeSformerConfig
 from anymodal_video.modality import make_video_modality
+from anymodal_video.checks import anymodal_register_doctor_checks  # noqa: F401  (a hook)
 
 
 @hookimpl
