@@ -73,8 +73,7 @@ def _report_failures(failures: list[tuple[int, str]]) -> None:
 def cmd_embed(args: argparse.Namespace) -> int:
     from safetensors.torch import save_file
 
-    from anymodal.data.embedding import embed_items
-    from anymodal.retrieval.index import model_fingerprint
+    from anymodal.model.embed import embed_items
 
     model = _load_model(args.model)
     items, ids, _ = _items(args, args.modality)
@@ -87,7 +86,7 @@ def cmd_embed(args: argparse.Namespace) -> int:
     output = Path(args.output)
     output.parent.mkdir(parents=True, exist_ok=True)
     save_file({"embeddings": embeddings.contiguous()}, str(output),
-              metadata={"modality": args.modality, "fingerprint": model_fingerprint(model),
+              metadata={"modality": args.modality, "fingerprint": model.fingerprint(),
                         "ids": json.dumps(kept)})
     _report_failures(failures)
     summary = {"output": str(output), "rows": len(kept), "dim": int(embeddings.shape[1]),

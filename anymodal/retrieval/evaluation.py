@@ -120,8 +120,8 @@ class EmbeddedManifest:
         """Source key -> embedding ``[D]`` for every distinct item of ``modality``."""
         if modality in self._cache:
             return self._cache[modality]
-        from anymodal.data.embedding import embed_items
         from anymodal.data.rows import resolve_source
+        from anymodal.model.embed import embed_items
 
         keys: dict[str, Any] = {}
         for row in self.rows:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import time
-import weakref
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -25,7 +24,7 @@ from anymodal.retrieval.storage import IndexFileError, StoredIndex, read_index, 
 if TYPE_CHECKING:
     from anymodal.model import MultiModalModel
 
-__all__ = ["Hit", "Index", "model_fingerprint"]
+__all__ = ["Hit", "Index"]
 
 
 class Hit(NamedTuple):
@@ -34,26 +33,6 @@ class Hit(NamedTuple):
     id: str
     score: float
     payload: Any
-
-
-_FINGERPRINTS: weakref.WeakKeyDictionary[Any, tuple[tuple[Any, ...], str]] = (
-    weakref.WeakKeyDictionary()
-)
-
-
-def model_fingerprint(model: MultiModalModel) -> str:
-    """``model.fingerprint()``, cached until a weight changes.
-
-    Hashing every weight costs a pass over the model, so the value is kept with a key made
-    of each tensor's storage and version counter (an optimiser step bumps the counter).
-    """
-    key = tuple((name, t.data_ptr(), t._version) for name, t in model.state_dict().items())
-    cached = _FINGERPRINTS.get(model)
-    if cached is not None and cached[0] == key:
-        return cached[1]
-    value = model.fingerprint()
-    _FINGERPRINTS[model] = (key, value)
-    return value
 
 
 def _normalise(x: Tensor) -> Tensor:
@@ -72,7 +51,8 @@ class Index:
         payloads: one JSON-serialisable value per row (a path, a caption, a dict), or None.
         modality: the model's modality key the rows belong to.
         fingerprint: the fingerprint of the model that embedded them (None: unchecked).
-        backend: ``exact`` (chunked torch), or a FAISS kind ``flat``, ``ivf``, ``hnsw``.
+        backend: ``exact`` (chunked torch), or a FAISS kind ``flat``, ``ivf``, ``hnsw``,
+            ``ivfpq`` (PQ codes, candidates re-ranked with the exact rows).
         chunk_size: rows scored at once by the exact search.
         **faiss_options: :class:`FaissOptions` fields (``nprobe``, ``hnsw_m``...).
 
@@ -122,7 +102,7 @@ class Index:
             backend, options: see :class:`Index`.
         """
         index = cls(torch.empty(0, model.embed_dim), modality=modality,
-                    fingerprint=model_fingerprint(model), backend=backend, **options)
+                    fingerprint=model.fingerprint(), backend=backend, **options)
         index.add(model, items, ids, payloads, batch_size=batch_size, progress=progress,
                   on_error=on_error, failures=failures)
         return index
@@ -132,7 +112,7 @@ class Index:
             batch_size: int = 64, progress: bool = True, on_error: str = "raise",
             failures: list[tuple[int, str]] | None = None) -> int:
         """Embed and append ``items`` (same arguments as :meth:`build`); returns rows added."""
-        from anymodal.data.embedding import embed_items
+        from anymodal.model.embed import embed_items
 
         self.check_model(model)
         if self.modality not in model.modalities:
@@ -253,7 +233,7 @@ class Index:
         """Raise :class:`IndexFileError` when the index was embedded by another model."""
         if self.fingerprint is None:
             return
-        theirs = model_fingerprint(model)
+        theirs = model.fingerprint()
         if theirs != self.fingerprint:
             raise IndexFileError(
                 source or f"index of {self.modality!r}",
@@ -286,7 +266,18 @@ class Index:
         if self._faiss is None or self._faiss_stale:
             self.build_faiss()
         assert self._faiss is not None
-        return self._faiss.search(vectors, min(k, len(self)))
+        return self._faiss.search(vectors, min(k, len(self)), self.embeddings)
+
+    def tune(self, queries: Tensor, target_recall: float = 0.95, k: int = 10) -> Any:
+        """Choose and keep the fastest search setting reaching ``target_recall`` on held-out
+        ``queries`` (see :func:`anymodal.retrieval.tune.tune_index`); returns its result.
+
+        Shapes:
+            queries: ``[Q, D]``.
+        """
+        from anymodal.retrieval.tune import tune_index
+
+        return tune_index(self, queries, target_recall, k)
 
     def build_faiss(self) -> None:
         """(Re)build the FAISS index from the current rows."""

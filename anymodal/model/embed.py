@@ -1,4 +1,4 @@
-"""Embedding raw items (paths, bytes, strings, tensors) with a trained model."""
+"""The one embedding path: raw items (paths, bytes, strings, tensors) through a trained model."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from tqdm.auto import tqdm
 from anymodal.errors import DataError
 
 if TYPE_CHECKING:
-    from anymodal.model import MultiModalModel
+    from anymodal.model.core import MultiModalModel
 
 __all__ = ["embed_items", "prepare_item"]
 

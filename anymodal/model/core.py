@@ -1,13 +1,18 @@
 """MultiModalModel: one encoder and projection head per modality, a shared embedding space.
 
-A saved model is a folder (see :mod:`anymodal.saving`): ``config.yaml``,
-``model.safetensors`` and ``anymodal.json``.
+A saved model is a folder (format in :mod:`anymodal.model.io`): ``config.yaml``,
+``model.safetensors`` and ``anymodal.json``. The model owns saving and loading
+(:meth:`MultiModalModel.save_pretrained`, :meth:`MultiModalModel.from_pretrained`); the
+format module knows only files.
 """
 
 from __future__ import annotations
 
 import math
+import os
+import weakref
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -15,12 +20,22 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from anymodal.config import ExperimentConfig, load_config
+from anymodal._version import __version__
+from anymodal.config import ExperimentConfig, load_config, to_yaml
 from anymodal.errors import ConfigError
+from anymodal.model import io
+from anymodal.model.embed import embed_items
+from anymodal.model.provenance import check_plugins, provenance
 from anymodal.plugins import create_encoder, create_objective, get_modality
 from anymodal.types import PRESENT_KEY, Batch, ModalitySpec
 
-__all__ = ["MultiModalModel", "ProjectionHead", "load_model"]
+__all__ = ["MultiModalModel", "ProjectionHead", "build_model", "load_model", "save_model"]
+
+# model -> (key of each tensor's storage and version counter, fingerprint): hashing every
+# weight costs a pass over the model, and an optimiser step bumps the version counter.
+_FINGERPRINTS: weakref.WeakKeyDictionary[Any, tuple[tuple[Any, ...], str]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 class ProjectionHead(nn.Module):
@@ -79,7 +94,8 @@ class MultiModalModel(nn.Module):
             kind = mod.modality or key
             spec = get_modality(kind, **OmegaConf.to_container(mod.options, resolve=True))
             name = mod.encoder or spec.default_encoder
-            encoder = create_encoder(name, **OmegaConf.to_container(mod.params, resolve=True))
+            encoder = create_encoder(name, spec,
+                                     **OmegaConf.to_container(mod.params, resolve=True))
             self.modalities[key] = spec
             self.encoder_names[key] = name
             self.encoders[key] = encoder
@@ -186,25 +202,56 @@ class MultiModalModel(nn.Module):
 
     # -- saving ----------------------------------------------------------------------------
 
-    def save_pretrained(self, directory: str | Any) -> None:
+    def save_pretrained(self, directory: str | os.PathLike[str]) -> Path:
         """Write ``config.yaml``, ``model.safetensors`` and ``anymodal.json`` into ``directory``
-        (written next to it under a temporary name, then renamed)."""
-        from anymodal.saving import save_model
+        (written next to it under a temporary name, then swapped in); returns its path.
 
-        save_model(self, directory)
+        Args:
+            directory: the model folder (replaced if it exists).
+        """
+        manifest = {"anymodal_version": __version__, "torch_version": torch.__version__,
+                    "fingerprint": self.fingerprint(), **provenance(self)}
+        return io.write_model_folder(directory, to_yaml(self.config), self, manifest)
 
     @classmethod
-    def from_pretrained(cls, directory: str | Any, map_location: str | torch.device = "cpu"
-                        ) -> MultiModalModel:
-        from anymodal.saving import load_model as _load
+    def from_pretrained(cls, directory: str | os.PathLike[str],
+                        map_location: str | torch.device = "cpu") -> MultiModalModel:
+        """Rebuild a model from its folder: plugins checked first, then config and weights.
 
-        return _load(directory, map_location)
+        Args:
+            directory: a folder written by :meth:`save_pretrained`.
+            map_location: the device the model is loaded onto.
+        """
+        folder = Path(directory)
+        manifest = io.read_manifest(folder)
+        check_plugins(manifest, folder)
+        model = cls(load_config(folder / io.CONFIG_FILE))
+        state = io.read_weights(folder, map_location)
+        weights, config = folder / io.WEIGHTS_FILE, folder / io.CONFIG_FILE
+        try:
+            missing, unexpected = model.load_state_dict(state, strict=False)
+        except RuntimeError as exc:  # shapes differ from what config.yaml builds
+            raise ConfigError(f"{weights} does not match {config}: "
+                              f"{str(exc).splitlines()[-1].strip()}") from None
+        # safetensors drops tensors that share storage; they come back through their twin.
+        missing = [k for k in missing if k not in _shared_names(model)]
+        if missing or unexpected:
+            raise ConfigError(f"{weights} does not match {config}: "
+                              f"missing {missing[:5]}, unexpected {unexpected[:5]}")
+        model.to(map_location)
+        model.eval()
+        return model
 
     def fingerprint(self) -> str:
-        """A hash of the config and weights: indexes built by this model carry it."""
-        from anymodal.saving import fingerprint
-
-        return fingerprint(self)
+        """A hash of the config and weights (:func:`anymodal.model.io.fingerprint`), cached
+        until a weight changes: indexes built by this model carry it."""
+        key = tuple((name, t.data_ptr(), t._version) for name, t in self.state_dict().items())
+        cached = _FINGERPRINTS.get(self)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        value = io.fingerprint(to_yaml(self.config), self.state_dict())
+        _FINGERPRINTS[self] = (key, value)
+        return value
 
     # -- embedding raw items (retrieval) ----------------------------------------------------
 
@@ -213,10 +260,11 @@ class MultiModalModel(nn.Module):
         """Embed raw items (paths, bytes, strings, tensors) of modality ``key``.
 
         Items go through the plugin's ``load``/``transform(train=False)``/``collate`` in
-        batches, in eval mode, on the model's device.
-        """
-        from anymodal.data.embedding import embed_items
+        batches, in eval mode, on the model's device (:func:`anymodal.model.embed_items`).
 
+        Shapes:
+            output ``[n_ok, embed_dim]``.
+        """
         return embed_items(self, key, items, batch_size=batch_size, progress=progress,
                            on_error=on_error)
 
@@ -227,7 +275,34 @@ def build_model(recipe: str | None = None, overrides: Iterable[str] | None = Non
     return MultiModalModel(load_config(recipe, overrides))
 
 
-def load_model(directory: str | Any, map_location: str | torch.device = "cpu"
+def load_model(directory: str | os.PathLike[str], map_location: str | torch.device = "cpu"
                ) -> MultiModalModel:
-    """Load a folder written by :meth:`MultiModalModel.save_pretrained`."""
+    """Load a folder written by :meth:`MultiModalModel.save_pretrained`.
+
+    Args:
+        directory: the model folder.
+        map_location: the device the model is loaded onto.
+    """
     return MultiModalModel.from_pretrained(directory, map_location)
+
+
+def save_model(model: MultiModalModel, directory: str | os.PathLike[str]) -> Path:
+    """``model.save_pretrained(directory)``; returns the folder's path.
+
+    Args:
+        model: the model to save.
+        directory: the model folder (replaced if it exists).
+    """
+    return model.save_pretrained(directory)
+
+
+def _shared_names(model: torch.nn.Module) -> set[str]:
+    """Names of tensors whose storage another, earlier tensor already holds (tied weights)."""
+    seen: dict[int, str] = {}
+    shared: set[str] = set()
+    for name, tensor in model.state_dict(keep_vars=True).items():
+        ptr = tensor.data_ptr()
+        if ptr in seen and ptr != 0:
+            shared.add(name)
+        seen[ptr] = name
+    return shared
