@@ -9,6 +9,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from anymodal._version import __version__
+from anymodal.authoring import (
+    define_modality,
+    derive_encoder,
+    derive_modality,
+    encoder,
+    plugin_hooks,
+)
 from anymodal.errors import AnymodalError, ConfigError, DataError, PluginError
 from anymodal.hookspecs import hookimpl
 from anymodal.native import capture_native_stderr, strip_native_prefix
@@ -23,6 +30,7 @@ from anymodal.plugins import (
     list_encoders,
     list_modalities,
     list_objectives,
+    lookup_registered,
 )
 from anymodal.types import (
     Batch,
@@ -59,6 +67,10 @@ __all__ = [
     "capture_native_stderr",
     "create_encoder",
     "create_objective",
+    "define_modality",
+    "derive_encoder",
+    "derive_modality",
+    "encoder",
     "get_encoder_spec",
     "get_modality",
     "get_plugin_manager",
@@ -69,6 +81,8 @@ __all__ = [
     "list_objectives",
     "load_config",
     "load_model",
+    "lookup_registered",
+    "plugin_hooks",
     "search",
     "search_tuples",
     "strip_native_prefix",

@@ -19,6 +19,7 @@ from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
 
 from anymodal.errors import ConfigError, PluginError
 from anymodal.params import build_params
+from anymodal.authoring import bind_encoder_params
 from anymodal.plugins import get_encoder_spec, get_modality, get_plugin_manager
 from anymodal.registry import suggest
 
@@ -327,7 +328,8 @@ def validate_config(config: DictConfig) -> None:
                 f"{where}.encoder: {encoder!r} encodes {enc.modality!r}, not {kind!r}"
             )
         try:
-            build_params(enc.config_cls, OmegaConf.to_container(mod.params, resolve=True),
+            params = OmegaConf.to_container(mod.params, resolve=True)
+            build_params(enc.config_cls, bind_encoder_params(enc, spec, params),
                          f"encoder {encoder!r}")
         except ConfigError as exc:
             raise ConfigError(f"{where}.params: {exc}") from None

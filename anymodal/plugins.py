@@ -12,10 +12,15 @@ Environment switches:
 A plugin that fails to import, implements an unknown hook, raises in a hook, or registers a
 name already taken contributes nothing and is listed in :attr:`PluginManager.failures`
 with its distribution, version and the reason; the other plugins load as usual.
+
+Order: the built-ins, then the entry points sorted by name, then ``ANYMODAL_PLUGIN_MODULES``
+in the order given. A register hook may look up what loaded before it
+(:func:`lookup_registered`), e.g. to derive ``my_audio`` from ``audio``.
 """
 
 from __future__ import annotations
 
+import contextvars
 import importlib
 import os
 import threading
@@ -105,6 +110,11 @@ class _Candidate:
     load: Callable[[], Any]
 
 
+# The manager whose register hooks are running: lookups made by a hook see what it holds.
+_REGISTERING: contextvars.ContextVar[PluginManager | None] = contextvars.ContextVar(
+    "anymodal_registering", default=None)
+
+
 def _env_flag(name: str) -> bool:
     return os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
 
@@ -187,7 +197,7 @@ class PluginManager:
 
     def _entry_point_candidates(self) -> list[_Candidate]:
         candidates = []
-        for ep in _iter_entry_points():
+        for ep in sorted(_iter_entry_points(), key=lambda ep: ep.name):
             dist = getattr(ep, "dist", None)
             dist_name = dist.metadata["Name"] if dist is not None else "(unknown distribution)"
             version = dist.version if dist is not None else "?"
@@ -252,9 +262,13 @@ class PluginManager:
                     )
                 _s.append(spec)
 
-            for impl in getattr(self.pm.hook, hook_name).get_hookimpls():
-                if impl.plugin_name == name:
-                    impl.function(register=register)
+            token = _REGISTERING.set(self)
+            try:
+                for impl in getattr(self.pm.hook, hook_name).get_hookimpls():
+                    if impl.plugin_name == name:
+                        impl.function(register=register)
+            finally:
+                _REGISTERING.reset(token)
             staged[kind] = specs
         return staged
 
@@ -378,9 +392,19 @@ def get_encoder_spec(name: str) -> EncoderSpec:
     return get_plugin_manager().encoders.get(name)
 
 
-def create_encoder(name: str, **params: Any) -> Any:
-    """Build the encoder ``name`` with ``params`` validated against its config dataclass."""
+def create_encoder(name: str, modality: ModalitySpec | None = None, **params: Any) -> Any:
+    """Build the encoder ``name`` with ``params`` validated against its config dataclass.
+
+    Args:
+        name: a registered encoder.
+        modality: the configured modality it will read; the params the encoder binds
+            (``EncoderSpec.binds``) are then set from its options.
+        **params: the user's params.
+    """
+    from anymodal.authoring import bind_encoder_params
+
     spec = get_encoder_spec(name)
+    params = bind_encoder_params(spec, modality, params)
     module = spec.factory(build_params(spec.config_cls, params, f"encoder {name!r}"))
     if not isinstance(getattr(module, "width", None), int):
         raise PluginError(
@@ -388,6 +412,23 @@ def create_encoder(name: str, **params: Any) -> Any:
             "module without an int attribute 'width'"
         )
     return module
+
+
+def lookup_registered(kind: str, name: str) -> Any:
+    """The spec ``name`` of ``kind`` (``"modalities"``, ``"encoders"``...), also from inside
+    a register hook, where it sees the plugins that loaded before (see the order above).
+
+    Raises:
+        PluginError: ``name`` is not registered (yet).
+    """
+    manager = _REGISTERING.get() or get_plugin_manager()
+    registry: Registry[Any] = getattr(manager, kind)
+    if name not in registry and _REGISTERING.get() is not None:
+        raise PluginError(
+            f"{registry.kind} {name!r} is not registered before this plugin (order: built-ins, "
+            f"then entry points by name); registered so far: {', '.join(registry.names())}"
+        )
+    return registry.get(name)
 
 
 def list_datasets() -> list[str]:

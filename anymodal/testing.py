@@ -73,7 +73,7 @@ def check_encoder(spec: EncoderSpec, params: dict[str, Any] | None = None,
     modality = get_modality(spec.modality, **(modality_params or {}))
     batch = synthetic_batch(modality, n)
     torch.manual_seed(0)
-    encoder = create_encoder(spec.name, **params)
+    encoder = create_encoder(spec.name, modality, **params)
     assert isinstance(encoder.width, int) and encoder.width > 0, f"{spec.name}: bad width"
     encoder.train()
     out = encoder(batch)
@@ -92,9 +92,9 @@ def check_encoder(spec: EncoderSpec, params: dict[str, Any] | None = None,
 
     # Two fresh builds under one seed (the trained one's batch-norm statistics moved).
     torch.manual_seed(0)
-    first_model = create_encoder(spec.name, **params).eval()
+    first_model = create_encoder(spec.name, modality, **params).eval()
     torch.manual_seed(0)
-    twin = create_encoder(spec.name, **params).eval()
+    twin = create_encoder(spec.name, modality, **params).eval()
     with torch.no_grad():
         first = first_model(batch)
         torch.testing.assert_close(first, twin(batch), atol=atol, rtol=1e-4,

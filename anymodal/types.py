@@ -12,7 +12,7 @@ order: a missing item is a False in ``present``, never a zero tensor pretending 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -54,6 +54,9 @@ class ModalitySpec:
         configure: ``configure(config) -> ModalitySpec``: the spec with those options bound.
             Required when ``config_cls`` is given.
         description: one line for ``anymodal plugins``.
+        config: the options instance bound into the functions (``None`` for a modality
+            without options); encoders read their bound params from it (see
+            :attr:`EncoderSpec.binds`).
     """
 
     name: str
@@ -66,6 +69,7 @@ class ModalitySpec:
     config_cls: type | None = None
     configure: Callable[[Any], ModalitySpec] | None = None
     description: str = ""
+    config: Any = None
 
 
 @dataclass(frozen=True)
@@ -80,6 +84,9 @@ class EncoderSpec:
         config_cls: the dataclass of its hyper-parameters; ``create_encoder`` validates
             the user's params against it.
         description: one line for ``anymodal plugins``.
+        binds: encoder param -> option of its modality (``{"in_dim": "dim"}``): when the
+            encoder is built for a configured modality, each param is set from the option,
+            so that a recipe never states one value twice.
     """
 
     name: str
@@ -87,6 +94,7 @@ class EncoderSpec:
     factory: Callable[[Any], torch.nn.Module]
     config_cls: type
     description: str = ""
+    binds: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import io
 import math
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +17,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from anymodal.authoring import define_modality, encoder, plugin_hooks
 from anymodal.errors import DataError
-from anymodal.hookspecs import hookimpl
-from anymodal.types import EncoderSpec, ModalitySpec
 
 LATENT_DIM = 16
 
@@ -117,26 +115,19 @@ def synthesize_vectors(
     return list(vectors.unbind(0))
 
 
-def make_vector_modality(config: VectorConfig) -> ModalitySpec:
-    # partial, not lambdas: the spec must pickle into DataLoader workers started by spawn.
-    return ModalitySpec(
-        name="vector",
-        load=partial(load_vector, config=config),
-        transform=partial(transform_vector, config=config),
-        collate=collate_vectors,
-        synthesize=partial(synthesize_vectors, config=config),
-        default_encoder="vector_mlp",
-        num_classes=config.num_classes,
-        config_cls=VectorConfig,
-        configure=make_vector_modality,
-        description="fixed-size float vectors (.npy files, lists, tensors)",
-    )
+VECTOR = define_modality(
+    "vector", VectorConfig, load=load_vector, transform=transform_vector,
+    collate=collate_vectors, synthesize=synthesize_vectors, default_encoder="vector_mlp",
+    description="fixed-size float vectors (.npy files, lists, tensors)",
+)
 
 
 @dataclass
 class VectorMLPConfig:
-    """Args:
-        in_dim: length of the input vectors (the modality's ``dim``).
+    """Hyper-parameters of ``vector_mlp``.
+
+    Args:
+        in_dim: length of the input vectors (set from the modality's ``dim``).
         hidden: width of the hidden layers.
         depth: number of hidden layers.
         width: output width.
@@ -150,8 +141,9 @@ class VectorMLPConfig:
     dropout: float = 0.0
 
 
+@encoder("vector_mlp", config=VectorMLPConfig, binds={"in_dim": "dim"})
 class VectorMLP(nn.Module):
-    """An MLP over fixed-size vectors.
+    """MLP over fixed-size vectors.
 
     Shapes:
         input: ``[B, in_dim]``; output: ``[B, width]``.
@@ -173,17 +165,10 @@ class VectorMLP(nn.Module):
         if batch.shape[-1] != self.config.in_dim:
             raise ValueError(
                 f"vector_mlp expects vectors of in_dim={self.config.in_dim}, got "
-                f"{batch.shape[-1]}; set the encoder param in_dim to the modality's dim"
+                f"{batch.shape[-1]} (in_dim follows the modality's dim)"
             )
         return self.net(batch.float())
 
 
-@hookimpl
-def anymodal_register_modalities(register: Any) -> None:
-    register(make_vector_modality(VectorConfig()))
-
-
-@hookimpl
-def anymodal_register_encoders(register: Any) -> None:
-    register(EncoderSpec("vector_mlp", "vector", VectorMLP, VectorMLPConfig,
-                         "MLP over fixed-size vectors"))
+anymodal_register_modalities, anymodal_register_encoders = plugin_hooks(
+    modalities=[VECTOR], encoders=[VectorMLP])

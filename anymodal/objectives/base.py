@@ -21,6 +21,7 @@ import functools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import combinations
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
@@ -37,6 +38,7 @@ from anymodal.objectives.gather import (
 
 __all__ = [
     "MISSING_CHOICES",
+    "QUERY_RULES",
     "Objective",
     "Rows",
     "Shard",
@@ -48,7 +50,9 @@ __all__ = [
     "finish",
     "full_precision",
     "prepare",
+    "query_product",
     "resolve_pairs",
+    "summed_similarity",
 ]
 
 MISSING_CHOICES = ("embedding", "drop")
@@ -338,6 +342,26 @@ def check_query(query: Mapping[str, Tensor], candidates: Tensor) -> list[Tensor]
     return tensors
 
 
+def query_product(query: Mapping[str, Tensor],
+                  missing: Mapping[str, Tensor] | None = None) -> Tensor:
+    """The elementwise product of the query embeddings and the missing embeddings of the
+    absent modalities: the query vector of the ``"product"`` rule (Symile).
+
+    Shapes:
+        query: ``{m: [Q, D]}``; missing: ``{m: [D]}``; returns ``[Q, D]``.
+    """
+    tensors = list(query.values())
+    product = tensors[0]
+    for tensor in tensors[1:]:
+        product = product * tensor
+    for name, vector in (missing or {}).items():
+        if vector.shape != product.shape[-1:]:
+            raise ValueError(f"missing[{name!r}] has shape {tuple(vector.shape)}; expected "
+                             f"({product.shape[-1]},)")
+        product = product * vector.to(product.dtype)
+    return product
+
+
 def summed_similarity(query: Mapping[str, Tensor], candidates: Tensor,
                       logit_scale: Tensor | float) -> Tensor:
     """``sum_q s · q cᵀ``, the scoring rule of the pairwise and multi-view objectives.
@@ -350,16 +374,97 @@ def summed_similarity(query: Mapping[str, Tensor], candidates: Tensor,
     return scale * (torch.stack(tensors).sum(0) @ candidates.T)
 
 
-class Objective(nn.Module):
-    """Base class of the built-in objectives.
+QUERY_RULES = ("sum", "product", "span")
 
-    Subclasses implement :meth:`forward` (``embeddings, logit_scale, present=None ->
-    dict``) and :meth:`score` (``query, candidates, logit_scale -> Tensor[Q, C]``).
+
+class Objective(nn.Module):
+    """The template of every objective: the base class owns :meth:`forward`.
+
+    ``forward(embeddings, logit_scale, present=None)`` turns autocast off, checks and
+    gathers the inputs (:func:`prepare`: float32 at least, one differentiable all-gather
+    across processes), asks the subclass for its terms (:meth:`terms`) and finishes the
+    output dict (:func:`finish`: reported values averaged over processes, the ``tie`` that
+    gives every input a gradient). A subclass implements only:
+
+    - :meth:`terms` ``(shard) -> (loss, parts)``: its loss on a :class:`Shard`, written
+      with the distributed convention of this module (``shard.share``), and
+    - :meth:`score` ``(query, candidates, logit_scale, missing=None) -> Tensor[Q, C]``,
+
+    and declares how retrieval may rank by its score:
+
+    Attributes:
+        name: the registry name.
+        query_rule: ``"sum"`` / ``"product"``: ``score`` is an increasing function of the
+            inner product of the candidate with the sum / elementwise product of the query
+            embeddings (times the missing embeddings of the absent modalities, for
+            ``"product"``); ``"span"``: a decreasing function of the volume the candidate
+            spans with the query embeddings; ``None``: unknown (retrieval re-ranks FAISS
+            candidates with ``score``). A subclass that overrides ``score`` without
+            declaring ``query_rule`` gets ``None``: its parent's rule may not hold.
+        subset_training_default: whether training should hide random modalities per row
+            by default (modality dropout), because the objective's subset queries are
+            trained only by such rows (Symile, GRAM).
     """
 
-    name: str = "objective"
+    name: ClassVar[str] = "objective"
+    query_rule: ClassVar[str | None] = None
+    subset_training_default: ClassVar[bool] = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "score" in cls.__dict__ and "query_rule" not in cls.__dict__:
+            cls.query_rule = None
+        if cls.query_rule is not None and cls.query_rule not in QUERY_RULES:
+            raise TypeError(f"{cls.__name__}.query_rule must be one of {QUERY_RULES} or "
+                            f"None, got {cls.query_rule!r}")
+
+    def forward(
+        self,
+        embeddings: Mapping[str, Tensor],
+        logit_scale: Tensor | float,
+        present: Mapping[str, Tensor] | None = None,
+    ) -> dict[str, Tensor]:
+        """The loss (``"loss"``) and its named parts, in full precision.
+
+        Args:
+            embeddings: ``{m: Tensor[n, D]}`` (L2-normalised), this process's rows; the
+                modality order is the dict order. Rows without a modality hold the
+                model's learned missing embedding (``MultiModalModel.embed_batch``).
+            logit_scale: the multiplier ``s`` (1 / temperature).
+            present: ``{m: BoolTensor[n]}``, which rows really have each modality;
+                ``None`` (or a modality left out) means every row has it.
+
+        Shapes:
+            embeddings: ``{m: [n, D]}``; every output value is a 0-d tensor.
+        """
+        first = next(iter(embeddings.values()), None)
+        device = first.device.type if torch.is_tensor(first) else "cpu"
+        # Log-sum-exps at s = 100 and Gram determinants are wrong in half precision.
+        with torch.autocast(device_type=device, enabled=False):
+            shard = prepare(self, embeddings, logit_scale, present)
+            loss, parts = self.terms(shard)
+            return finish(shard, loss, parts)
+
+    def terms(self, shard: Shard) -> tuple[Tensor, dict[str, Tensor]]:  # pragma: no cover
+        """This process's share of the loss and its named parts (see the module doc)."""
+        raise NotImplementedError
 
     def score(
-        self, query: Mapping[str, Tensor], candidates: Tensor, logit_scale: Tensor | float
+        self, query: Mapping[str, Tensor], candidates: Tensor, logit_scale: Tensor | float,
+        missing: Mapping[str, Tensor] | None = None,
     ) -> Tensor:  # pragma: no cover - abstract
+        """Rank ``candidates`` for each query: higher is better.
+
+        Args:
+            query: the query embeddings, one or more modalities.
+            candidates: the candidate embeddings (one modality).
+            logit_scale: the multiplier ``s``.
+            missing: the model's learned missing embeddings of the modalities that are in
+                neither the query nor the candidates, for objectives whose loss scored
+                such rows with them (Symile); the others ignore it.
+
+        Shapes:
+            query: ``{m: [Q, D]}``; candidates: ``[C, D]``; missing: ``{m: [D]}``;
+            returns ``[Q, C]``.
+        """
         raise NotImplementedError

@@ -21,9 +21,6 @@ from anymodal.objectives.base import (
     Shard,
     check_choice,
     count_tensor,
-    finish,
-    full_precision,
-    prepare,
     resolve_pairs,
     summed_similarity,
 )
@@ -66,27 +63,15 @@ class ClipLoss(Objective):
     """
 
     name = "clip"
+    query_rule = "sum"
 
     def __init__(self, config: ClipConfig | None = None) -> None:
         super().__init__()
         self.config = config or ClipConfig()
         check_choice(self.config.reduction, REDUCTIONS, "clip reduction")
 
-    @full_precision
-    def forward(
-        self,
-        embeddings: Mapping[str, Tensor],
-        logit_scale: Tensor | float,
-        present: Mapping[str, Tensor] | None = None,
-    ) -> dict[str, Tensor]:
-        """The loss and its parts.
-
-        Args:
-            embeddings: ``{m: Tensor[N, D]}`` (L2-normalised), modality order = dict order.
-            logit_scale: the multiplier ``s``.
-            present: ``{m: BoolTensor[N]}``; ``None`` means every row has every modality.
-        """
-        shard = prepare(self, embeddings, logit_scale, present)
+    def terms(self, shard: Shard) -> tuple[Tensor, dict[str, Tensor]]:
+        """The mean (or sum) of the pair losses, and each pair's parts."""
         pairs = resolve_pairs(shard.names, self.config.pairs, self.config.anchor, self.name)
         parts: dict[str, Tensor] = {}
         used: list[Tensor] = []
@@ -101,13 +86,14 @@ class ClipLoss(Objective):
             })
             if count >= 2:
                 used.append(pair)
-        loss = combine_pairs(used, self.config.reduction, shard.tie)
-        return finish(shard, loss, parts)
+        return combine_pairs(used, self.config.reduction, shard.tie), parts
 
     def score(
-        self, query: Mapping[str, Tensor], candidates: Tensor, logit_scale: Tensor | float
+        self, query: Mapping[str, Tensor], candidates: Tensor, logit_scale: Tensor | float,
+        missing: Mapping[str, Tensor] | None = None,
     ) -> Tensor:
-        """``sum_q s · q cᵀ``: the summed similarity of each query modality.
+        """``sum_q s · q cᵀ``: the summed similarity of each query modality (absent
+        modalities take no part: their pairs were dropped in training).
 
         Shapes:
             query: ``{m: [Q, D]}``; candidates: ``[C, D]``; returns ``[Q, C]``.
@@ -135,5 +121,4 @@ SPEC = ObjectiveSpec(
     factory=ClipLoss,
     config_cls=ClipConfig,
     description="symmetric InfoNCE over pairs of modalities (open_clip ClipLoss)",
-    tags=("pairwise",),
 )

@@ -20,14 +20,12 @@ from anymodal.errors import ConfigError
 from anymodal.objectives.base import (
     MISSING_CHOICES,
     Objective,
+    Shard,
     as_scale,
     check_anchor,
     check_choice,
     check_query,
     count_tensor,
-    finish,
-    full_precision,
-    prepare,
 )
 from anymodal.objectives.volume import gram_volume
 from anymodal.types import ObjectiveSpec
@@ -63,6 +61,8 @@ class GramLoss(Objective):
     """
 
     name = "gram"
+    query_rule = "span"
+    subset_training_default = True
 
     def __init__(self, config: GramConfig | None = None) -> None:
         super().__init__()
@@ -74,21 +74,8 @@ class GramLoss(Objective):
             )
         self.volume_fn = gram_volume
 
-    @full_precision
-    def forward(
-        self,
-        embeddings: Mapping[str, Tensor],
-        logit_scale: Tensor | float,
-        present: Mapping[str, Tensor] | None = None,
-    ) -> dict[str, Tensor]:
-        """The loss and its parts.
-
-        Args:
-            embeddings: ``{m: Tensor[N, D]}`` (L2-normalised).
-            logit_scale: the multiplier ``s``.
-            present: ``{m: BoolTensor[N]}``; used only when ``missing="drop"``.
-        """
-        shard = prepare(self, embeddings, logit_scale, present)
+    def terms(self, shard: Shard) -> tuple[Tensor, dict[str, Tensor]]:
+        """The mean of the two directions' cross-entropies, and each direction."""
         a = check_anchor(self.config.anchor, shard.names, self.name)
         others = [m for m in shard.names if m != a]
         rows = shard.select(shard.rows_for(self.config.missing))
@@ -119,10 +106,11 @@ class GramLoss(Objective):
             f"others_to_{a}_loss": backward_term,
             "rows": count_tensor(rows.count, shard.scale),
         }
-        return finish(shard, loss, parts)
+        return loss, parts
 
     def score(
-        self, query: Mapping[str, Tensor], candidates: Tensor, logit_scale: Tensor | float
+        self, query: Mapping[str, Tensor], candidates: Tensor, logit_scale: Tensor | float,
+        missing: Mapping[str, Tensor] | None = None,
     ) -> Tensor:
         """``-s · Vol(candidate, query modalities...)``: small volume ranks first.
 
@@ -139,5 +127,4 @@ SPEC = ObjectiveSpec(
     factory=GramLoss,
     config_cls=GramConfig,
     description="contrastive loss on the Gram volume of a tuple (ispamm/GRAM)",
-    tags=("higher_order",),
 )

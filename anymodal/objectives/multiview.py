@@ -26,9 +26,6 @@ from anymodal.objectives.base import (
     Shard,
     check_choice,
     count_tensor,
-    finish,
-    full_precision,
-    prepare,
     summed_similarity,
 )
 from anymodal.types import ObjectiveSpec
@@ -67,30 +64,18 @@ class _MultiView(Objective):
 
     #: positives over ordered view pairs l≠l' (MV-InfoNCE) or unordered l<l' (MV-DHEL).
     ordered_positives: bool = True
+    query_rule = "sum"
 
     def __init__(self, config: MultiViewConfig | None = None) -> None:
         super().__init__()
         self.config = config or MultiViewConfig()
         check_choice(self.config.missing, MISSING_CHOICES, f"{self.name} missing")
 
-    @full_precision
-    def forward(
-        self,
-        embeddings: Mapping[str, Tensor],
-        logit_scale: Tensor | float,
-        present: Mapping[str, Tensor] | None = None,
-    ) -> dict[str, Tensor]:
-        """The loss (output keys: ``loss``, ``rows``).
-
-        Args:
-            embeddings: ``{m: Tensor[N, D]}`` (L2-normalised); each modality is a view.
-            logit_scale: the multiplier ``s``.
-            present: ``{m: BoolTensor[N]}``; used only when ``missing="drop"``.
-        """
-        shard = prepare(self, embeddings, logit_scale, present)
+    def terms(self, shard: Shard) -> tuple[Tensor, dict[str, Tensor]]:
+        """The loss over the rows the ``missing`` policy keeps (part: ``rows``)."""
         rows = shard.select(shard.rows_for(self.config.missing))
         loss = self._loss(shard, rows) if rows.count >= 2 else shard.tie
-        return finish(shard, loss, {"rows": count_tensor(rows.count, shard.scale)})
+        return loss, {"rows": count_tensor(rows.count, shard.scale)}
 
     def _loss(self, shard: Shard, rows: Rows) -> Tensor:
         mine = torch.stack([rows.mine(shard.local[m]) for m in shard.names])  # [M, n_v, D]
@@ -105,7 +90,8 @@ class _MultiView(Objective):
         raise NotImplementedError
 
     def score(
-        self, query: Mapping[str, Tensor], candidates: Tensor, logit_scale: Tensor | float
+        self, query: Mapping[str, Tensor], candidates: Tensor, logit_scale: Tensor | float,
+        missing: Mapping[str, Tensor] | None = None,
     ) -> Tensor:
         """``sum_q s · q cᵀ``: the summed similarity of each query view.
 
@@ -163,7 +149,6 @@ SPEC_INFONCE = ObjectiveSpec(
     factory=MVInfoNCELoss,
     config_cls=MultiViewConfig,
     description="multi-view InfoNCE with modalities as views (pakoromilas/Multi-View-CL)",
-    tags=("multi_view",),
 )
 
 SPEC_DHEL = ObjectiveSpec(
@@ -171,5 +156,4 @@ SPEC_DHEL = ObjectiveSpec(
     factory=MVDHELLoss,
     config_cls=MultiViewConfig,
     description="multi-view decoupled hyperspherical energy loss (pakoromilas/Multi-View-CL)",
-    tags=("multi_view",),
 )

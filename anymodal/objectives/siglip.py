@@ -20,9 +20,6 @@ from anymodal.objectives.base import (
     Shard,
     check_choice,
     count_tensor,
-    finish,
-    full_precision,
-    prepare,
     resolve_pairs,
     summed_similarity,
 )
@@ -56,6 +53,7 @@ class SigLipLoss(Objective):
     """
 
     name = "siglip"
+    query_rule = "sum"
 
     def __init__(self, config: SigLipConfig | None = None) -> None:
         super().__init__()
@@ -63,21 +61,8 @@ class SigLipLoss(Objective):
         check_choice(self.config.reduction, REDUCTIONS, "siglip reduction")
         self.bias = nn.Parameter(torch.tensor(float(self.config.init_bias)))
 
-    @full_precision
-    def forward(
-        self,
-        embeddings: Mapping[str, Tensor],
-        logit_scale: Tensor | float,
-        present: Mapping[str, Tensor] | None = None,
-    ) -> dict[str, Tensor]:
-        """The loss and its parts.
-
-        Args:
-            embeddings: ``{m: Tensor[N, D]}`` (L2-normalised).
-            logit_scale: the multiplier ``s``.
-            present: ``{m: BoolTensor[N]}`` or ``None``.
-        """
-        shard = prepare(self, embeddings, logit_scale, present)
+    def terms(self, shard: Shard) -> tuple[Tensor, dict[str, Tensor]]:
+        """The mean (or sum) of the pair losses, and each pair's parts."""
         pairs = resolve_pairs(shard.names, self.config.pairs, self.config.anchor, self.name)
         parts: dict[str, Tensor] = {}
         used: list[Tensor] = []
@@ -87,8 +72,7 @@ class SigLipLoss(Objective):
             parts[f"{a}_{b}_rows"] = count_tensor(count, pair)
             if count >= 2:
                 used.append(pair)
-        loss = combine_pairs(used, self.config.reduction, shard.tie)
-        return finish(shard, loss, parts)
+        return combine_pairs(used, self.config.reduction, shard.tie), parts
 
     def _pair(self, shard: Shard, a: str, b: str) -> tuple[Tensor, int]:
         """This process's share of ``L_ab``: its rows of a against every row of b."""
@@ -106,7 +90,8 @@ class SigLipLoss(Objective):
         return shard.share(loss_sum, rows.count), rows.count
 
     def score(
-        self, query: Mapping[str, Tensor], candidates: Tensor, logit_scale: Tensor | float
+        self, query: Mapping[str, Tensor], candidates: Tensor, logit_scale: Tensor | float,
+        missing: Mapping[str, Tensor] | None = None,
     ) -> Tensor:
         """``sum_q (s · q cᵀ + β)``: the summed pair logits of each query modality.
 
@@ -122,5 +107,4 @@ SPEC = ObjectiveSpec(
     factory=SigLipLoss,
     config_cls=SigLipConfig,
     description="pairwise sigmoid loss with a learnable bias (open_clip SigLipLoss)",
-    tags=("pairwise",),
 )

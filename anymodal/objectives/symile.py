@@ -33,9 +33,7 @@ from anymodal.objectives.base import (
     check_choice,
     check_query,
     count_tensor,
-    finish,
-    full_precision,
-    prepare,
+    query_product,
 )
 from anymodal.types import ObjectiveSpec
 
@@ -72,6 +70,8 @@ class SymileLoss(Objective):
     """
 
     name = "symile"
+    query_rule = "product"
+    subset_training_default = True
 
     def __init__(self, config: SymileConfig | None = None) -> None:
         super().__init__()
@@ -80,21 +80,8 @@ class SymileLoss(Objective):
         check_choice(self.config.missing, MISSING_CHOICES, "symile missing")
         self.generator = torch.Generator().manual_seed(self.config.seed)
 
-    @full_precision
-    def forward(
-        self,
-        embeddings: Mapping[str, Tensor],
-        logit_scale: Tensor | float,
-        present: Mapping[str, Tensor] | None = None,
-    ) -> dict[str, Tensor]:
-        """The loss and its parts.
-
-        Args:
-            embeddings: ``{m: Tensor[N, D]}`` (L2-normalised).
-            logit_scale: the multiplier ``s``.
-            present: ``{m: BoolTensor[N]}``; used only when ``missing="drop"``.
-        """
-        shard = prepare(self, embeddings, logit_scale, present)
+    def terms(self, shard: Shard) -> tuple[Tensor, dict[str, Tensor]]:
+        """The mean over anchors of the anchor terms, and each anchor's term."""
         rows = shard.select(shard.rows_for(self.config.missing))
         parts: dict[str, Tensor] = {}
         anchor_losses = []
@@ -104,7 +91,7 @@ class SymileLoss(Objective):
             anchor_losses.append(term)
         parts["rows"] = count_tensor(rows.count, shard.scale)
         loss = torch.stack(anchor_losses).mean() if rows.count >= 2 else shard.tie
-        return finish(shard, loss, parts)
+        return loss, parts
 
     def _anchor_term(self, shard: Shard, rows: Rows, a: str) -> Tensor:
         """This process's share of ``CE(s·logits_a, positive)``."""
@@ -134,17 +121,26 @@ class SymileLoss(Objective):
         return shard.share(loss_sum, rows.count)
 
     def score(
-        self, query: Mapping[str, Tensor], candidates: Tensor, logit_scale: Tensor | float
+        self, query: Mapping[str, Tensor], candidates: Tensor, logit_scale: Tensor | float,
+        missing: Mapping[str, Tensor] | None = None,
     ) -> Tensor:
-        """``s · ⟨Π_q q, c⟩``: the MIP of the query modalities with each candidate.
+        """``s · ⟨Π_q q · Π_a miss_a, c⟩``: the MIP of the query modalities, the learned
+        missing embeddings of the absent modalities and each candidate.
+
+        A row that lacked a modality in training had the model's missing embedding in its
+        place, so a query lacking it is scored the same way (a one-modality query of a
+        three-modality model is ``MIP(q, miss, c)``, never the untrained ``⟨q, c⟩``).
+
+        Args:
+            missing: the missing embeddings of the modalities in neither the query nor the
+                candidates (``MultiModalModel.score`` passes them); ``None``: none absent.
 
         Shapes:
-            query: ``{m: [Q, D]}``; candidates: ``[C, D]``; returns ``[Q, C]``.
+            query: ``{m: [Q, D]}``; candidates: ``[C, D]``; missing: ``{m: [D]}``;
+            returns ``[Q, C]``.
         """
-        tensors = check_query(query, candidates)
-        product = tensors[0]
-        for tensor in tensors[1:]:
-            product = product * tensor
+        check_query(query, candidates)
+        product = query_product(query, missing)
         return as_scale(logit_scale, candidates) * (product @ candidates.T)
 
 
@@ -153,5 +149,4 @@ SPEC = ObjectiveSpec(
     factory=SymileLoss,
     config_cls=SymileConfig,
     description="contrastive loss on the multilinear inner product (rajesh-lab/symile)",
-    tags=("higher_order",),
 )

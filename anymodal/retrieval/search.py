@@ -58,54 +58,39 @@ class TupleHit(NamedTuple):
 
 
 def query_rule(objective: Any) -> str | None:
-    """How the objective's ``score`` depends on the candidate.
+    """How the objective's ``score`` depends on the candidate: its declared ``query_rule``.
 
     ``"sum"`` / ``"product"``: an increasing function of the inner product of the candidate
-    with the sum / elementwise product of the query embeddings. ``"span"`` (GRAM): a
-    decreasing function of the volume, i.e. increasing in the candidate's squared
-    projection onto the span of the query embeddings. None: unknown.
-
-    The test is on the ``score`` method itself, so a subclass that overrides ``score``
-    is not mistaken for its parent. An objective may also declare ``query_rule``.
+    with the sum / elementwise product of the query embeddings (and, for ``"product"``, of
+    the missing embeddings of the absent modalities). ``"span"`` (GRAM): a decreasing
+    function of the volume, i.e. increasing in the candidate's squared projection onto the
+    span of the query embeddings. None: unknown. Every objective declares its rule as a
+    class attribute (:class:`anymodal.objectives.Objective`); a plugin objective that does
+    not subclass it may declare one too.
     """
     declared = getattr(objective, "query_rule", None)
-    if isinstance(declared, str):
-        return declared
-    from anymodal.objectives import (
-        ClipLoss,
-        GramLoss,
-        MVDHELLoss,
-        MVInfoNCELoss,
-        SigLipLoss,
-        SymileLoss,
-    )
-
-    method = getattr(type(objective), "score", None)
-    if method in (ClipLoss.score, SigLipLoss.score, MVInfoNCELoss.score, MVDHELLoss.score):
-        return "sum"
-    if method is SymileLoss.score:
-        return "product"
-    if method is GramLoss.score:
-        return "span"
-    return None
+    return declared if isinstance(declared, str) else None
 
 
-def query_vector(objective: Any, query: Mapping[str, Tensor]) -> Tensor | None:
+def query_vector(objective: Any, query: Mapping[str, Tensor],
+                 missing: Mapping[str, Tensor] | None = None) -> Tensor | None:
     """The one vector per query whose inner product ranks like the objective's score, or
     None when the rule has none (see :func:`query_rule`).
 
+    Args:
+        missing: the missing embeddings of the modalities in neither the query nor the
+            candidates (used by the ``"product"`` rule).
+
     Shapes:
-        query: ``{m: [Q, D]}``; returns ``[Q, D]``.
+        query: ``{m: [Q, D]}``; missing: ``{m: [D]}``; returns ``[Q, D]``.
     """
+    from anymodal.objectives.base import query_product
+
     rule = query_rule(objective)
-    tensors = list(query.values())
     if rule == "sum":
-        return torch.stack(tensors).sum(0)
+        return torch.stack(list(query.values())).sum(0)
     if rule == "product":
-        out = tensors[0]
-        for t in tensors[1:]:
-            out = out * t
-        return out
+        return query_product(query, missing)
     return None
 
 

@@ -16,8 +16,53 @@ NAMES = ["clip", "siglip", "symile", "gram", "mv_infonce", "mv_dhel"]
 def test_builtin_specs_are_registered() -> None:
     assert [spec.name for spec in builtin_objective_specs()] == NAMES
     assert set(NAMES) <= set(anymodal.list_objectives())
+    rules = {"clip": "sum", "siglip": "sum", "symile": "product", "gram": "span",
+             "mv_infonce": "sum", "mv_dhel": "sum"}
     for spec in builtin_objective_specs():
-        assert spec.description and spec.tags
+        assert spec.description
+        assert isinstance(spec.factory(spec.config_cls()), anymodal.objectives.Objective)
+        assert spec.factory.query_rule == rules[spec.name]
+        assert spec.factory.subset_training_default == (spec.name in ("symile", "gram"))
+
+
+def test_subclass_that_overrides_score_loses_its_parents_rule() -> None:
+    from anymodal.objectives import ClipLoss, Objective
+
+    class Scaled(ClipLoss):
+        def score(self, query, candidates, logit_scale, missing=None):
+            return -super().score(query, candidates, logit_scale)
+
+    class Declared(Scaled):
+        query_rule = "span"
+
+    class Kept(ClipLoss):
+        pass
+
+    assert Scaled.query_rule is None and Declared.query_rule == "span"
+    assert Kept.query_rule == "sum" and Objective.query_rule is None
+    with pytest.raises(TypeError, match="query_rule"):
+        type("Bad", (ClipLoss,), {"query_rule": "cosine"})
+
+
+def test_template_subclass_writes_only_its_terms() -> None:
+    """A new objective gets precision, gathering and finishing from the base class."""
+    from anymodal.objectives import Objective
+
+    class Alignment(Objective):
+        name = "alignment"
+
+        def terms(self, shard):
+            a, b = (shard.local[m] for m in shard.names[:2])
+            loss = shard.share(((a - b) ** 2).sum(), shard.n_global)
+            return loss, {"pairs_loss": loss}
+
+    emb = ref.embeddings(2, 5, 3, seed=0)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = Alignment()(emb, 2.0)
+    want = ((emb["m0"] - emb["m1"]) ** 2).sum() / 5
+    torch.testing.assert_close(out["loss"], want)
+    torch.testing.assert_close(out["pairs_loss"], want)
+    assert list(out) == ["loss", "pairs_loss"] and out["loss"].dtype == torch.float64
 
 
 @pytest.mark.parametrize(
@@ -105,6 +150,20 @@ def test_score_rules() -> None:
     )
     siglip = anymodal.create_objective("siglip", init_bias=-2.0).double()
     torch.testing.assert_close(siglip.score(query, candidates, 3.0).detach(), summed - 4.0)
+
+
+def test_symile_scores_a_subset_query_with_the_missing_embeddings() -> None:
+    emb = ref.embeddings(4, 4, 6, seed=6, grad=False)
+    missing = {"m1": emb["m1"][0], "m3": emb["m3"][1]}
+    want = 3.0 * (emb["m0"] * emb["m1"][0] * emb["m3"][1]) @ emb["m2"].T
+    symile = anymodal.create_objective("symile")
+    torch.testing.assert_close(symile.score({"m0": emb["m0"]}, emb["m2"], 3.0, missing), want)
+    # The pairwise and multi-view rules sum what is present: the missing ones take no part.
+    clip = anymodal.create_objective("clip")
+    torch.testing.assert_close(clip.score({"m0": emb["m0"]}, emb["m2"], 3.0, missing),
+                               3.0 * emb["m0"] @ emb["m2"].T)
+    with pytest.raises(ValueError, match="missing"):
+        symile.score({"m0": emb["m0"]}, emb["m2"], 3.0, {"m1": torch.ones(5)})
 
 
 @pytest.mark.parametrize("name", NAMES)

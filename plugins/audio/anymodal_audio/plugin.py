@@ -1,23 +1,27 @@
-"""The hookimpls of anymodal-audio (entry point ``audio`` in the group ``anymodal``)."""
+"""The ``audio`` modality and its encoders (entry point ``audio`` in the group ``anymodal``).
+
+Importing this module is cheap: torchaudio, soundfile and decord are imported inside the
+functions that read or transform audio.
+"""
 
 from __future__ import annotations
 
-from typing import Any
-
-from anymodal import EncoderSpec, hookimpl
-from anymodal_audio.encoders import AudioAST, AudioASTConfig, AudioCNN, AudioCNNConfig
-from anymodal_audio.modality import make_audio_modality
+from anymodal import define_modality, plugin_hooks
 from anymodal_audio.checks import anymodal_register_doctor_checks  # noqa: F401  (a hook)
+from anymodal_audio.collate import collate_audio
+from anymodal_audio.config import AudioConfig, validate_audio_config
+from anymodal_audio.encoders import AudioAST, AudioCNN
+from anymodal_audio.io import load_audio
+from anymodal_audio.synthetic import synthesize_audio
+from anymodal_audio.transforms import transform_audio
 
+__all__ = ["AUDIO", "anymodal_register_encoders", "anymodal_register_modalities"]
 
-@hookimpl
-def anymodal_register_modalities(register: Any) -> None:
-    register(make_audio_modality())
+AUDIO = define_modality(
+    "audio", AudioConfig, load=load_audio, transform=transform_audio, collate=collate_audio,
+    synthesize=synthesize_audio, validate=validate_audio_config, default_encoder="audio_ast_tiny",
+    description="audio files and video soundtracks as log-mel features (fbank/melspec)",
+)
 
-
-@hookimpl
-def anymodal_register_encoders(register: Any) -> None:
-    register(EncoderSpec("audio_ast_tiny", "audio", AudioAST, AudioASTConfig,
-                         "tiny Audio Spectrogram Transformer over log-mel patches"))
-    register(EncoderSpec("audio_cnn_small", "audio", AudioCNN, AudioCNNConfig,
-                         "small VGG-style CNN over log-mel features"))
+anymodal_register_modalities, anymodal_register_encoders = plugin_hooks(
+    modalities=[AUDIO], encoders=[AudioAST, AudioCNN])

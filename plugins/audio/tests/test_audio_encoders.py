@@ -20,15 +20,24 @@ def test_contract_with_default_options(name: str) -> None:
 @pytest.mark.parametrize(
     ("name", "params"),
     [
-        ("audio_ast_tiny", {"n_mels": 32, "patch_time": 8, "patch_freq": 8, "embed_dim": 32,
-                            "num_heads": 2, "depth": 1}),
-        ("audio_cnn_small", {"n_mels": 32, "channels": [8, 16], "width": 24}),
+        ("audio_ast_tiny", {"patch_time": 8, "patch_freq": 8, "embed_dim": 32, "num_heads": 2,
+                            "depth": 1}),
+        ("audio_cnn_small", {"channels": [8, 16], "width": 24}),
     ],
 )
 def test_contract_with_small_options(name: str, params: dict) -> None:
+    # n_mels is not repeated: the encoder takes it from the modality's options.
     check_encoder(anymodal.get_encoder_spec(name), params, SMALL_AUDIO)
-    assert anymodal.create_encoder(name, **params).width == params.get(
-        "width", params.get("embed_dim"))
+    audio = anymodal.get_modality("audio", **SMALL_AUDIO)
+    encoder = anymodal.create_encoder(name, audio, **params)
+    assert encoder.config.n_mels == 32
+    assert encoder.width == params.get("width", params.get("embed_dim"))
+
+
+def test_n_mels_that_contradicts_the_modality_is_a_config_error() -> None:
+    audio = anymodal.get_modality("audio", n_mels=32)
+    with pytest.raises(anymodal.ConfigError, match=r"n_mels=64.*n_mels=32"):
+        anymodal.create_encoder("audio_cnn_small", audio, n_mels=64)
 
 
 @pytest.mark.parametrize(

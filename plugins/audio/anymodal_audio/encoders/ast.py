@@ -15,7 +15,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from anymodal_audio.encoders.blocks import TransformerBlock
+from anymodal import encoder
+from anymodal.layers import TransformerBlock
 from anymodal_audio.encoders.common import average_clips, pad_to_multiple, unpack_batch
 
 __all__ = ["AudioAST", "AudioASTConfig"]
@@ -26,7 +27,7 @@ class AudioASTConfig:
     """Hyper-parameters of ``audio_ast_tiny``.
 
     Args:
-        n_mels: mel bins of the input (the modality's ``n_mels``).
+        n_mels: mel bins of the input (set from the modality's ``n_mels``).
         patch_time: frames per patch.
         patch_freq: mel bins per patch.
         embed_dim: token width, and the encoder's output ``width``.
@@ -49,8 +50,9 @@ class AudioASTConfig:
     max_frames: int = 1024
 
 
+@encoder("audio_ast_tiny", config=AudioASTConfig, binds=["n_mels"])
 class AudioAST(nn.Module):
-    """Patch transformer over log-mel features.
+    """Tiny Audio Spectrogram Transformer over log-mel patches.
 
     Shapes:
         input: ``{"features": [R, T, n_mels], "mask": [R, T], "item_index"?: [R]}``;

@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from anymodal import encoder
 from anymodal_audio.encoders.common import (
     average_clips,
     masked_mean,
@@ -34,7 +35,7 @@ class AudioCNNConfig:
     """Hyper-parameters of ``audio_cnn_small``.
 
     Args:
-        n_mels: mel bins of the input (the modality's ``n_mels``).
+        n_mels: mel bins of the input (set from the modality's ``n_mels``).
         channels: output channels of each block (each block halves time and frequency).
         convs_per_block: 3x3 convolutions in each block.
         width: output width (a linear layer over the pooled channels).
@@ -66,8 +67,9 @@ class _ConvNormReLU(nn.Module):
         return F.relu(x) * keep
 
 
+@encoder("audio_cnn_small", config=AudioCNNConfig, binds=["n_mels"])
 class AudioCNN(nn.Module):
-    """VGG-style CNN, mean over frequency, masked mean + max over time, linear output.
+    """Small VGG-style CNN over log-mel features: masked mean + max over time, linear output.
 
     Shapes:
         input: ``{"features": [R, T, n_mels], "mask": [R, T], "item_index"?: [R]}``;

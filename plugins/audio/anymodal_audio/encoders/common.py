@@ -7,6 +7,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from anymodal.layers import masked_mean
+
 __all__ = ["average_clips", "masked_mean", "pad_to_multiple", "unpack_batch"]
 
 
@@ -26,7 +28,7 @@ def unpack_batch(batch: Any, n_mels: int, name: str
         features, mask, item_index = batch["features"], batch.get("mask"), batch.get("item_index")
     if features.dim() != 3 or features.shape[-1] != n_mels:
         raise ValueError(f"{name} expects features [batch, frames, n_mels={n_mels}], got "
-                         f"{list(features.shape)}; set the encoder's n_mels to the modality's")
+                         f"{list(features.shape)} (n_mels follows the modality's n_mels)")
     if mask is None:
         mask = torch.ones(features.shape[:2], dtype=torch.bool, device=features.device)
     features = features.float().masked_fill(~mask[..., None], 0.0)
@@ -45,12 +47,6 @@ def pad_to_multiple(x: torch.Tensor, mask: torch.Tensor, multiple: int
         x = F.pad(x, (0, 0, 0, extra))
         mask = F.pad(mask, (0, extra), value=False)
     return x, mask
-
-
-def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Mean of ``x [R, L, D]`` over the positions where ``mask [R, L]`` is True."""
-    weights = mask.to(x.dtype)[..., None]
-    return (x * weights).sum(1) / weights.sum(1).clamp_min(1.0)
 
 
 def average_clips(embeddings: torch.Tensor, item_index: torch.Tensor | None) -> torch.Tensor:
