@@ -6,7 +6,7 @@ expected, so that a user can act on it without reading a traceback.
 
 from __future__ import annotations
 
-__all__ = ["AnymodalError", "ConfigError", "DataError", "PluginError"]
+__all__ = ["AnymodalError", "ArtifactError", "ConfigError", "DataError", "PluginError"]
 
 
 class AnymodalError(Exception):
@@ -19,6 +19,11 @@ class PluginError(AnymodalError):
 
 class ConfigError(AnymodalError):
     """A config key is unknown, has the wrong type, or names something that does not exist."""
+
+
+class ArtifactError(AnymodalError):
+    """A saved artefact (model folder, index, checkpoint) is missing a file, damaged, or not
+    what was expected; the message names the file."""
 
 
 class DataError(AnymodalError):

@@ -22,7 +22,7 @@ from torch.utils.checkpoint import checkpoint
 
 from anymodal._version import __version__
 from anymodal.config import ExperimentConfig, load_config, to_yaml
-from anymodal.errors import ConfigError
+from anymodal.errors import ArtifactError, ConfigError
 from anymodal.model import io
 from anymodal.model.embed import embed_items
 from anymodal.model.provenance import check_plugins, provenance
@@ -238,6 +238,11 @@ class MultiModalModel(nn.Module):
         if missing or unexpected:
             raise ConfigError(f"{weights} does not match {config}: "
                               f"missing {missing[:5]}, unexpected {unexpected[:5]}")
+        if model.fingerprint() != manifest["fingerprint"]:
+            raise ArtifactError(
+                f"{folder}: the loaded config and weights have fingerprint "
+                f"{model.fingerprint()}, {io.MANIFEST_FILE} records {manifest['fingerprint']!r} "
+                "(the files do not belong together)")
         model.to(map_location)
         model.eval()
         return model

@@ -11,18 +11,19 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file
 from safetensors.torch import save_model as _save_safetensors
 
 from anymodal._version import __version__
-from anymodal.errors import ConfigError
+from anymodal.errors import ArtifactError
+from anymodal.utils.atomic import atomic_directory, recover
+from anymodal.utils.checksums import digest_files, verify_files
 
 __all__ = [
     "CONFIG_FILE",
@@ -35,10 +36,13 @@ __all__ = [
     "write_model_folder",
 ]
 
-FORMAT_VERSION = 1
+# 2: anymodal.json lists the size and SHA-256 of every file (version 1 had no checksums).
+FORMAT_VERSION = 2
 CONFIG_FILE = "config.yaml"
 WEIGHTS_FILE = "model.safetensors"
 MANIFEST_FILE = "anymodal.json"
+# Keys a loader relies on; a manifest without them is damaged, not merely old.
+_REQUIRED = ("fingerprint", "files", "modalities", "objective")
 
 
 def fingerprint(config_yaml: str, state: Mapping[str, torch.Tensor]) -> str:
@@ -60,58 +64,67 @@ def fingerprint(config_yaml: str, state: Mapping[str, torch.Tensor]) -> str:
 
 def write_model_folder(directory: str | os.PathLike[str], config_yaml: str,
                        module: torch.nn.Module, manifest: Mapping[str, Any]) -> Path:
-    """Write a model folder beside ``directory`` under a temporary name, then move it in.
+    """Write a model folder crash-safely (:func:`anymodal.utils.atomic.atomic_directory`).
+
+    ``anymodal.json`` lists the size and SHA-256 of the two other files, so that a damaged
+    copy is refused at load.
 
     Args:
-        directory: the destination folder (replaced if it exists).
+        directory: the destination folder (replaced as a whole if it exists).
         config_yaml: the text of ``config.yaml``.
         module: the module whose tensors go to ``model.safetensors`` (shared storage kept once).
-        manifest: the content of ``anymodal.json`` (``format_version`` is added here).
+        manifest: the rest of ``anymodal.json`` (``format_version`` and ``files`` added here).
     """
     target = Path(directory)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
-    try:
-        (staging / CONFIG_FILE).write_text(config_yaml)
+    if target.exists() and not (target / MANIFEST_FILE).is_file() and any(target.iterdir()):
+        raise ArtifactError(f"{target} exists and is not a model folder (no {MANIFEST_FILE}); "
+                            "not replaced")
+    with atomic_directory(target) as staging:
+        (staging / CONFIG_FILE).write_text(config_yaml, encoding="utf-8")
         _save_safetensors(module, str(staging / WEIGHTS_FILE))
-        body = {"format_version": FORMAT_VERSION, **manifest}
-        (staging / MANIFEST_FILE).write_text(json.dumps(body, indent=2) + "\n")
-        if target.exists():
-            backup = target.with_name(f".{target.name}.old-{os.getpid()}")
-            target.rename(backup)
-            staging.rename(target)
-            shutil.rmtree(backup, ignore_errors=True)
-        else:
-            staging.rename(target)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+        files = digest_files(staging, (CONFIG_FILE, WEIGHTS_FILE))
+        body = {"format_version": FORMAT_VERSION, **manifest, "files": files}
+        (staging / MANIFEST_FILE).write_text(json.dumps(body, indent=2) + "\n",
+                                             encoding="utf-8")
     return target
 
 
-def read_manifest(directory: str | os.PathLike[str]) -> dict[str, Any]:
-    """The ``anymodal.json`` of a model folder, checked for presence and format.
+def read_manifest(directory: str | os.PathLike[str], verify: bool = True) -> dict[str, Any]:
+    """The ``anymodal.json`` of a model folder, checked for presence, format and (with
+    ``verify``) the size and SHA-256 of every file it lists.
 
     Args:
         directory: the model folder.
+        verify: check the listed files' checksums (a pass over the weights).
+
+    Raises:
+        ArtifactError: naming the missing or damaged file and what was expected.
     """
     folder = Path(directory)
+    recover(folder)  # a crash mid-replace may have left the complete copy aside
     path = folder / MANIFEST_FILE
     if not folder.is_dir():
-        raise ConfigError(f"{folder} is not a model folder (no such directory)")
+        raise ArtifactError(f"{folder} is not a model folder (no such directory)")
     for name in (CONFIG_FILE, WEIGHTS_FILE, MANIFEST_FILE):
         if not (folder / name).is_file():
-            raise ConfigError(f"{folder} is not a complete model folder: {name} is missing")
+            raise ArtifactError(f"{folder} is not a complete model folder: {name} is missing")
     try:
-        manifest = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"{path} is not valid JSON: {exc}") from None
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ArtifactError(f"{path} is damaged: not valid JSON ({exc})") from None
+    if not isinstance(manifest, dict):
+        raise ArtifactError(f"{path} is damaged: expected a JSON object")
     version = manifest.get("format_version")
     if version != FORMAT_VERSION:
-        raise ConfigError(
+        raise ArtifactError(
             f"{path}: format_version {version!r}, this anymodal ({__version__}) reads "
             f"{FORMAT_VERSION}"
         )
+    for key in _REQUIRED:
+        if key not in manifest:
+            raise ArtifactError(f"{path} is damaged: key {key!r} is missing")
+    if verify:
+        verify_files(folder, manifest["files"], f"model folder's {MANIFEST_FILE}")
     return dict(manifest)
 
 
@@ -122,5 +135,12 @@ def read_weights(directory: str | os.PathLike[str],
     Args:
         directory: the model folder.
         map_location: the device the tensors are loaded onto.
+
+    Raises:
+        ArtifactError: the file cannot be parsed as safetensors.
     """
-    return load_file(str(Path(directory) / WEIGHTS_FILE), device=str(map_location))
+    path = Path(directory) / WEIGHTS_FILE
+    try:
+        return load_file(str(path), device=str(map_location))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise ArtifactError(f"{path} cannot be read as safetensors ({exc})") from None

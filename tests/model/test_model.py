@@ -13,7 +13,8 @@ import anymodal
 from anymodal.config import load_config
 from anymodal.data.collate import collate_rows
 from anymodal.data.synthetic import SyntheticDataset
-from anymodal.errors import ConfigError, PluginError
+from anymodal.errors import ArtifactError, ConfigError, PluginError
+from anymodal.utils.checksums import digest_files
 from tests.conftest import vector_overrides
 
 
@@ -92,13 +93,13 @@ def test_loading_a_model_whose_plugin_is_missing_names_it(tmp_path: Path) -> Non
 
 
 def test_loading_refuses_incomplete_or_foreign_folders(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="no such directory"):
+    with pytest.raises(ArtifactError, match="no such directory"):
         anymodal.load_model(tmp_path / "nothing")
     model = _model(tmp_path)
     folder = tmp_path / "saved"
     model.save_pretrained(folder)
     (folder / "model.safetensors").unlink()
-    with pytest.raises(ConfigError, match=r"model\.safetensors is missing"):
+    with pytest.raises(ArtifactError, match=r"model\.safetensors is missing"):
         anymodal.load_model(folder)
 
 
@@ -108,6 +109,9 @@ def test_weights_that_do_not_match_the_config_are_refused(tmp_path: Path) -> Non
     model.save_pretrained(folder)
     config = (folder / "config.yaml").read_text().replace("embed_dim: 16", "embed_dim: 8")
     (folder / "config.yaml").write_text(config)
+    manifest = json.loads((folder / "anymodal.json").read_text())  # checksums made to agree
+    manifest["files"] = digest_files(folder, ["config.yaml", "model.safetensors"])
+    (folder / "anymodal.json").write_text(json.dumps(manifest))
     with pytest.raises(ConfigError, match=r"does not match.*size mismatch"):
         anymodal.load_model(folder)
 
