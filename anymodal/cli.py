@@ -81,8 +81,8 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
 def _cmd_train(args: argparse.Namespace) -> int:
     from anymodal.training import train_from_recipe
 
-    train_from_recipe(args.recipe, args.overrides)
-    return 0
+    result = train_from_recipe(args.recipe, args.overrides)
+    return 130 if result.stopped else 0  # stopped by SIGINT/SIGTERM, checkpoint saved
 
 
 def _cmd_datasets(args: argparse.Namespace) -> int:

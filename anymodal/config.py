@@ -116,7 +116,8 @@ class DataConfig:
         train: the training split.
         val: the validation split (``null``: none).
         batch_size: rows per process per step.
-        num_workers: DataLoader worker processes.
+        num_workers: DataLoader worker processes (``null``: none for synthetic data, else
+            the cores available to each process, at most 8).
         pin_memory: pin host memory (useful with a GPU).
         on_error: ``skip`` (log the row to ``bad_samples.jsonl``) or ``raise``.
         max_bad_fraction: stop when more than this fraction of rows seen failed to load.
@@ -125,7 +126,7 @@ class DataConfig:
     train: DatasetConfig = field(default_factory=DatasetConfig)
     val: DatasetConfig | None = None
     batch_size: int = 32
-    num_workers: int = 0
+    num_workers: int | None = None
     pin_memory: bool = False
     on_error: str = "skip"
     max_bad_fraction: float = 0.1

@@ -74,7 +74,9 @@ def anymodal_on_step_end(step: int, metrics: dict[str, float], state: Any) -> No
     Args:
         step: the number of optimiser steps taken so far.
         metrics: the scalars logged at this step (loss, lr, logit scale...).
-        state: the training state (model, optimiser, config, accelerator).
+        state: an ``anymodal.training.TrainContext``: a frozen view of the run (step,
+            epoch, config, accelerator, unwrapped model, optimiser, output folder, run id).
+            To stop the run, send the process SIGTERM; the loop saves a checkpoint.
     """
 
 
@@ -85,5 +87,5 @@ def anymodal_on_eval_end(step: int, metrics: dict[str, float], state: Any) -> No
     Args:
         step: the optimiser step at which the evaluation ran.
         metrics: the evaluation scalars (``val/loss``, ``val/audio->text/R@1``...).
-        state: the training state.
+        state: an ``anymodal.training.TrainContext`` (see ``anymodal_on_step_end``).
     """

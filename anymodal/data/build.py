@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from functools import partial
 
@@ -17,7 +18,7 @@ from .manifest import ManifestDataset
 from .shards import ShardDataset
 from .synthetic import SyntheticDataset
 
-__all__ = ["build_dataloader", "build_dataset"]
+__all__ = ["build_dataloader", "build_dataset", "default_num_workers"]
 
 
 def build_dataset(split: DictConfig, modalities: Mapping[str, ModalitySpec], train: bool,
@@ -34,6 +35,23 @@ def build_dataset(split: DictConfig, modalities: Mapping[str, ModalitySpec], tra
         return ShardDataset(split.path, modalities, train=train, on_error=on_error, seed=seed)
     raise ConfigError(f"unknown data kind {split.kind!r}; valid choices: manifest, "
                       "synthetic, webdataset")
+
+
+def default_num_workers(dataset: Dataset, processes: int = 1) -> int:  # type: ignore[type-arg]
+    """Loader workers when the recipe leaves ``data.num_workers`` unset.
+
+    Synthetic rows are generated in microseconds in the main process, so workers would only
+    add start-up time; rows read from files are decoded in the cores each process has (at
+    most 8). Measured on 2 cores (issue 20): 64 steps took 98 s with no worker, 31 s with 2.
+
+    Args:
+        dataset: the training set.
+        processes: training processes on this machine (each gets its share of the cores).
+    """
+    if isinstance(dataset, SyntheticDataset):
+        return 0
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, min(8, (cores or 1) // max(1, processes)))
 
 
 def build_dataloader(dataset: Dataset, modalities: Mapping[str, ModalitySpec],  # type: ignore[type-arg]

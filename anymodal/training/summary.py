@@ -42,7 +42,9 @@ def print_start(model: MultiModalModel, accelerator: Accelerator, config: Any) -
 
 
 def print_end(output_dir: Path, step: int, final: dict[str, float], best: dict[str, float],
-              bad_rows: int, seconds: float) -> None:
+              bad_rows: int, seconds: float, data_wait_fraction: float = 0.0) -> None:
+    """The table of last and best metrics, where things were written, and how much of the
+    step time went to waiting for data (a high fraction means the run is data-bound)."""
     console = Console()
     table = Table(title=f"finished at step {step} in {seconds:.1f} s", title_justify="left")
     table.add_column("metric")
@@ -55,6 +57,9 @@ def print_end(output_dir: Path, step: int, final: dict[str, float], best: dict[s
     console.print(table)
     console.print(
         f"model: {output_dir / 'model'}\ncheckpoints: {output_dir / 'checkpoints'}\n"
-        f"metrics: {output_dir / 'metrics.jsonl'}"
+        f"metrics: {output_dir / 'metrics.jsonl'}\n"
+        f"waiting for data: {100 * data_wait_fraction:.0f}% of step time"
+        + (" (data-bound: more data.num_workers or a sample cache would help)"
+           if data_wait_fraction > 0.3 else "")
         + (f"\nbad rows: {bad_rows} (see {output_dir / 'bad_samples.jsonl'})" if bad_rows else "")
     )
