@@ -40,7 +40,6 @@ def embed_items(model: MultiModalModel, key: str, items: Iterable[Any], batch_si
         raise KeyError(f"the model has no modality {key!r}; it has {sorted(model.modalities)}")
     if on_error not in ("raise", "skip"):
         raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
-    spec = model.modalities[key]
     was_training = model.training
     model.eval()
     items = list(items)
@@ -48,20 +47,11 @@ def embed_items(model: MultiModalModel, key: str, items: Iterable[Any], batch_si
     bar = tqdm(total=len(items), desc=f"embed {key}", disable=not progress, unit="item")
     try:
         for start in range(0, len(items), batch_size):
-            prepared = []
-            for offset, item in enumerate(items[start:start + batch_size]):
-                index = start + offset
-                try:
-                    prepared.append(prepare_item(model, key, item))
-                except DataError as exc:
-                    if on_error == "raise":
-                        raise DataError(f"item {index} ({exc.source})", exc.problem) from None
-                    if failures is not None:
-                        failures.append((index, str(exc)))
-            if prepared:
-                collated = send_to_device(spec.collate(prepared), model.device)
-                chunks.append(model.encode(key, collated).float().cpu())
-            bar.update(min(batch_size, len(items) - start))
+            batch = items[start:start + batch_size]
+            chunk = _embed_chunk(model, key, batch, start, on_error, failures)
+            if chunk is not None:
+                chunks.append(chunk)
+            bar.update(len(batch))
     finally:
         bar.close()
         model.train(was_training)
@@ -69,3 +59,38 @@ def embed_items(model: MultiModalModel, key: str, items: Iterable[Any], batch_si
         return torch.empty(0, model.embed_dim)
     return torch.cat(chunks)
 
+
+def _embed_chunk(model: MultiModalModel, key: str, batch: list[Any], start: int,
+                 on_error: str, failures: list[tuple[int, str]] | None) -> torch.Tensor | None:
+    """Embed one batch of raw items; bad items (a load error, or an embedding that is not
+    finite) raise or are reported in ``failures`` by their position ``start + offset``.
+
+    Shapes:
+        output ``[n_ok, embed_dim]`` on the CPU, or None when no item was good.
+    """
+    prepared, positions = [], []
+    for offset, item in enumerate(batch):
+        try:
+            prepared.append(prepare_item(model, key, item))
+            positions.append(start + offset)
+        except DataError as exc:
+            _bad(start + offset, DataError(f"item {start + offset} ({exc.source})", exc.problem),
+                 on_error, failures)
+    if not prepared:
+        return None
+    collated = send_to_device(model.modalities[key].collate(prepared), model.device)
+    embedded = model.encode(key, collated).float().cpu()
+    finite = torch.isfinite(embedded).all(dim=1)
+    for row in (~finite).nonzero().flatten().tolist():
+        _bad(positions[row], DataError(f"item {positions[row]}", "its embedding is not finite "
+                                       "(NaN or infinite; check the input's values)"),
+             on_error, failures)
+    return embedded[finite]
+
+
+def _bad(index: int, error: DataError, on_error: str,
+         failures: list[tuple[int, str]] | None) -> None:
+    if on_error == "raise":
+        raise error from None
+    if failures is not None:
+        failures.append((index, str(error)))

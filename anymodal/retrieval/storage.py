@@ -8,10 +8,11 @@ my.index/
                           FAISS index serialised by faiss.serialize_index, when saved)
 ```
 
-Nothing is unpickled on load. ``index.json`` holds the SHA-256 of the two data files, so a
-truncated or edited file is refused before it is read. The folder is written beside its
-destination under a temporary name and renamed into place, so that a crash never leaves
-half an index where a good one was.
+Nothing is unpickled on load. ``index.json`` holds the SHA-256 of the two data files and of
+its own other fields (``header_sha256``), so a truncated or edited file, or an edited header
+field such as the fingerprint, is refused before it is read; rows that are not finite are
+refused too. The folder is replaced crash-safely (:mod:`anymodal.utils.atomic`): a crash
+never leaves half an index, or none, where a good one was.
 """
 
 from __future__ import annotations
@@ -19,8 +20,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,7 +29,9 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from anymodal._version import __version__
-from anymodal.errors import DataError
+from anymodal.errors import ArtifactError, DataError
+from anymodal.utils.atomic import atomic_directory, recover
+from anymodal.utils.checksums import sha256_file
 
 __all__ = [
     "FORMAT_NAME",
@@ -43,13 +44,14 @@ __all__ = [
 ]
 
 FORMAT_NAME = "anymodal-index"
-FORMAT_VERSION = 1
+# 2: index.json carries header_sha256, the digest of its other fields.
+FORMAT_VERSION = 2
 HEADER_FILE = "index.json"
 ITEMS_FILE = "items.jsonl"
 TENSORS_FILE = "embeddings.safetensors"
 
 
-class IndexFileError(DataError):
+class IndexFileError(DataError, ArtifactError):
     """An index file is missing, damaged, of another format version, or was built by
     another model. ``source`` is the index's path."""
 
@@ -69,32 +71,40 @@ class StoredIndex:
     faiss: torch.Tensor | None = None
 
 
-def _sha256(path: Path, block: int = 1 << 22) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(block):
-            digest.update(chunk)
-    return digest.hexdigest()
+def header_digest(header: dict[str, Any]) -> str:
+    """The SHA-256 of every header field but ``header_sha256`` (canonical JSON).
+
+    Args:
+        header: the content of ``index.json``.
+    """
+    body = {k: v for k, v in header.items() if k != "header_sha256"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode("utf-8")).hexdigest()
 
 
 def write_index(path: str | os.PathLike[str], stored: StoredIndex) -> Path:
-    """Write ``stored`` as an index folder at ``path`` (atomically); returns the path.
+    """Write ``stored`` as an index folder at ``path`` (crash-safely); returns the path.
 
     ``stored.header`` supplies the descriptive keys (modality, fingerprint, backend...);
     the format, sizes and checksums are filled in here.
+
+    Args:
+        path: the index folder (replaced if it is one; another folder is refused).
+        stored: the rows, ids, payloads, header and optional FAISS blob.
     """
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
-    try:
-        tensors = {"embeddings": stored.embeddings.detach().to("cpu", torch.float32).contiguous()}
-        if stored.faiss is not None:
-            tensors["faiss"] = stored.faiss.to("cpu", torch.uint8).contiguous()
+    if target.exists() and not (target / HEADER_FILE).is_file():
+        raise IndexFileError(target, "exists and is not an index folder; not replaced")
+    embeddings = stored.embeddings.detach().to("cpu", torch.float32).contiguous()
+    _check_finite(embeddings, stored.ids, target)
+    tensors = {"embeddings": embeddings}
+    if stored.faiss is not None:
+        tensors["faiss"] = stored.faiss.to("cpu", torch.uint8).contiguous()
+    with atomic_directory(target) as staging:
         save_file(tensors, str(staging / TENSORS_FILE))
         with (staging / ITEMS_FILE).open("w", encoding="utf-8") as handle:
             for row_id, payload in zip(stored.ids, stored.payloads, strict=True):
                 handle.write(json.dumps({"id": row_id, "payload": payload}) + "\n")
-        count, dim = tensors["embeddings"].shape
+        count, dim = embeddings.shape
         header = {
             "format": FORMAT_NAME,
             "format_version": FORMAT_VERSION,
@@ -103,30 +113,34 @@ def write_index(path: str | os.PathLike[str], stored: StoredIndex) -> Path:
             "count": int(count),
             "dim": int(dim),
             "has_faiss": stored.faiss is not None,
-            "checksums": {
-                TENSORS_FILE: _sha256(staging / TENSORS_FILE),
-                ITEMS_FILE: _sha256(staging / ITEMS_FILE),
-            },
+            "checksums": {name: sha256_file(staging / name)
+                          for name in (TENSORS_FILE, ITEMS_FILE)},
         }
-        (staging / HEADER_FILE).write_text(json.dumps(header, indent=2) + "\n")
-        if target.exists():
-            if not (target / HEADER_FILE).is_file():
-                raise IndexFileError(target, "exists and is not an index folder; not replaced")
-            backup = target.with_name(f".{target.name}.old-{os.getpid()}")
-            target.rename(backup)
-            staging.rename(target)
-            shutil.rmtree(backup, ignore_errors=True)
-        else:
-            staging.rename(target)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+        header["header_sha256"] = header_digest(header)
+        (staging / HEADER_FILE).write_text(json.dumps(header, indent=2) + "\n",
+                                           encoding="utf-8")
     return target
 
 
+def _check_finite(embeddings: torch.Tensor, ids: list[str], source: object) -> None:
+    """Refuse rows with NaN or infinite values, naming the first (a NaN row would be
+    returned as a top hit)."""
+    bad = (~torch.isfinite(embeddings).all(dim=1)).nonzero().flatten()
+    if bad.numel():
+        first = int(bad[0])
+        name = ids[first] if first < len(ids) else first
+        raise IndexFileError(source, f"{bad.numel()} rows are not finite (NaN or infinite), "
+                             f"the first is row {first} (id {name!r})")
+
+
 def read_index_header(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """The checked ``index.json`` of an index folder (nothing else is read)."""
+    """The checked ``index.json`` of an index folder (nothing else is read).
+
+    Args:
+        path: the index folder.
+    """
     folder = Path(path)
+    recover(folder)  # a crash mid-replace may have left the complete copy aside
     if not folder.exists():
         raise IndexFileError(folder, "no such index (expected a folder written by Index.save)")
     if not folder.is_dir() or not (folder / HEADER_FILE).is_file():
@@ -141,12 +155,30 @@ def read_index_header(path: str | os.PathLike[str]) -> dict[str, Any]:
     if version != FORMAT_VERSION:
         raise IndexFileError(folder, f"has index format version {version!r}; this anymodal "
                              f"({__version__}) reads version {FORMAT_VERSION}: rebuild it")
-    for key in ("count", "dim", "checksums", "modality"):
-        if key not in header:
-            raise IndexFileError(folder / HEADER_FILE, f"is damaged: key {key!r} is missing")
-    if not isinstance(header["checksums"], dict):
-        raise IndexFileError(folder / HEADER_FILE, "is damaged: 'checksums' is not a mapping")
+    _check_header_fields(header, folder / HEADER_FILE)
     return header
+
+
+_FIELDS: dict[str, tuple[type, ...]] = {
+    "count": (int,), "dim": (int,), "checksums": (dict,), "modality": (str,),
+    "fingerprint": (str, type(None)), "header_sha256": (str,),
+}
+
+
+def _check_header_fields(header: dict[str, Any], source: Path) -> None:
+    """Each field a loader relies on is present, of its type, and covered by the digest."""
+    for key, types in _FIELDS.items():
+        if key not in header:
+            raise IndexFileError(source, f"is damaged: key {key!r} is missing")
+        if not isinstance(header[key], types) or isinstance(header[key], bool):
+            raise IndexFileError(source, f"is damaged: {key!r} is {header[key]!r}, expected "
+                                 f"{' or '.join(t.__name__ for t in types)}")
+    if header_digest(header) != header["header_sha256"]:
+        raise IndexFileError(source, "is damaged: its fields do not match the header_sha256 "
+                             "recorded with them (edited or corrupted)")
+    for name in (TENSORS_FILE, ITEMS_FILE):
+        if not isinstance(header["checksums"].get(name), str):
+            raise IndexFileError(source, f"is damaged: no checksum for {name}")
 
 
 def _read_items(path: Path, count: int) -> tuple[list[str], list[Any]]:
@@ -180,7 +212,7 @@ def read_index(path: str | os.PathLike[str]) -> StoredIndex:
         if not file.is_file():
             raise IndexFileError(folder, f"is incomplete: {name} is missing")
         expected = header["checksums"].get(name)
-        if _sha256(file) != expected:
+        if sha256_file(file) != expected:
             raise IndexFileError(file, "is damaged: its SHA-256 does not match the one "
                                  f"recorded in {HEADER_FILE} (truncated or modified)")
     try:
@@ -194,4 +226,5 @@ def read_index(path: str | os.PathLike[str]) -> StoredIndex:
         raise IndexFileError(folder / TENSORS_FILE,
                              f"holds embeddings of shape {shape}; the header says {(count, dim)}")
     ids, payloads = _read_items(folder / ITEMS_FILE, count)
+    _check_finite(embeddings, ids, folder / TENSORS_FILE)
     return StoredIndex(embeddings.float(), ids, payloads, header, tensors.get("faiss"))

@@ -81,7 +81,7 @@ def test_round_trip_gives_identical_results(make_model: Any, tmp_path: Path) -> 
     assert loaded.fingerprint == model.fingerprint()
     assert search(model, queries, loaded, k=7) == before
     header = json.loads((tmp_path / "c.index" / "index.json").read_text())
-    assert header["format_version"] == 1 and header["count"] == 40
+    assert header["format_version"] == 2 and header["count"] == 40
     assert set(header["checksums"]) == {"embeddings.safetensors", "items.jsonl"}
 
 
