@@ -52,8 +52,10 @@ lock-upgrade:
 test: install
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
+# ruff (style, complexity, Google docstrings, no heavy media imports in the core) and mypy.
 lint: install
 	$(VENV)/bin/ruff check anymodal plugins tests benchmarks examples
+	$(VENV)/bin/mypy
 
 demo: install
 	$(VENV)/bin/anymodal demo --digits
