@@ -1,38 +1,30 @@
-"""The hook implementations of anymodal-text (entry point ``text`` in group ``anymodal``)."""
+"""The ``text`` modality and its encoders (entry point ``text`` in the group ``anymodal``).
+
+Importing this module is cheap: ``transformers`` is imported only when ``text_minilm`` is
+built.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from functools import partial
 
-from anymodal import EncoderSpec, hookimpl
-from anymodal_text.config import MiniLMConfig, TextConfig, TextTransformerConfig
+from anymodal import define_modality, plugin_hooks
 from anymodal_text.checks import anymodal_register_doctor_checks  # noqa: F401  (a hook)
+from anymodal_text.config import TextConfig, validate_text_config
+from anymodal_text.encoders.minilm import MiniLMEncoder
+from anymodal_text.encoders.transformer import TextTransformer
+from anymodal_text.io import load_text
+from anymodal_text.synthetic import MAX_CLASSES
+from anymodal_text.transforms import collate_texts, synthesize_texts, transform_text
 
+__all__ = ["TEXT", "anymodal_register_encoders", "anymodal_register_modalities"]
 
-def _build_transformer(config: TextTransformerConfig) -> Any:
-    from anymodal_text.encoders.transformer import TextTransformer
+TEXT = define_modality(
+    "text", TextConfig, load=load_text, transform=transform_text, collate=collate_texts,
+    synthesize=synthesize_texts, validate=partial(validate_text_config, max_classes=MAX_CLASSES),
+    default_encoder="text_transformer_tiny",
+    description="text: strings, UTF-8 bytes or .txt files; byte-level ids + raw text",
+)
 
-    return TextTransformer(config)
-
-
-def _build_minilm(config: MiniLMConfig) -> Any:
-    # Registered even without its extra: building it then says what to install.
-    from anymodal_text.encoders.minilm import MiniLMEncoder
-
-    return MiniLMEncoder(config)
-
-
-@hookimpl
-def anymodal_register_modalities(register: Any) -> None:
-    from anymodal_text.modality import make_text_modality
-
-    register(make_text_modality(TextConfig()))
-
-
-@hookimpl
-def anymodal_register_encoders(register: Any) -> None:
-    register(EncoderSpec("text_transformer_tiny", "text", _build_transformer,
-                         TextTransformerConfig, "byte-level tiny transformer, mean/CLS pooling"))
-    register(EncoderSpec("text_minilm", "text", _build_minilm, MiniLMConfig,
-                         "pretrained all-MiniLM-L6-v2 (offline), mean pooling; needs "
-                         "anymodal-text[minilm]"))
+anymodal_register_modalities, anymodal_register_encoders = plugin_hooks(
+    modalities=[TEXT], encoders=[TextTransformer, MiniLMEncoder])

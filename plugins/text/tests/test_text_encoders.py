@@ -40,8 +40,16 @@ def test_transformer_rejects_too_many_positions() -> None:
     text = anymodal.get_modality("text", max_length=64)
     encoder = anymodal.create_encoder("text_transformer_tiny", max_length=16)
     batch = text.collate([text.transform("x" * 40, False)])
-    with pytest.raises(ValueError, match="max_length to at least"):
+    with pytest.raises(ValueError, match="max_length follows"):
         encoder(batch)
+
+
+def test_transformer_positions_follow_the_modality() -> None:
+    text = anymodal.get_modality("text", max_length=40)
+    encoder = anymodal.create_encoder("text_transformer_tiny", text, width=32, heads=2)
+    assert encoder.config.max_length == 40 and encoder.pos.shape == (40, 32)
+    with pytest.raises(anymodal.ConfigError, match="max_length=16 differs"):
+        anymodal.create_encoder("text_transformer_tiny", text, max_length=16)
 
 
 def test_transformer_bad_config() -> None:

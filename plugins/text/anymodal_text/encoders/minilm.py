@@ -8,7 +8,7 @@ hidden states over real tokens, L2-normalised by default: the recipe of
 sentence-transformers for this model, whose output it reproduces.
 
 The encoder tokenises the ``text`` list of the collated batch with its own tokenizer (see
-:mod:`anymodal_text.modality` for why), then moves the ids to its parameters' device.
+:mod:`anymodal_text.transforms` for why), then moves the ids to its parameters' device.
 """
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from anymodal import PluginError
+from anymodal import PluginError, encoder
+from anymodal.layers import masked_mean
 from anymodal_text.config import MiniLMConfig
-from anymodal_text.encoders.transformer import masked_mean
 
 __all__ = ["MiniLMEncoder", "default_model_path"]
 
@@ -64,6 +64,9 @@ def _load_pretrained(path: Path) -> tuple[Any, nn.Module]:
     return tokenizer, model
 
 
+@encoder("text_minilm", config=MiniLMConfig,
+         description="pretrained all-MiniLM-L6-v2 (offline), mean pooling; needs "
+                     "anymodal-text[minilm]")
 class MiniLMEncoder(nn.Module):
     """all-MiniLM-L6-v2 (or another local BERT-like model) with mean pooling.
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from anymodal import encoder
 from anymodal_video.encoders.common import check_clips
 
 __all__ = ["FramesMean", "FramesMeanConfig"]
@@ -38,9 +39,11 @@ def _conv_gn_relu(cin: int, cout: int, stride: int) -> nn.Sequential:
                          nn.GroupNorm(min(8, cout), cout), nn.ReLU(inplace=True))
 
 
+@encoder("video_frames_mean", config=FramesMeanConfig)
 class FramesMean(nn.Module):
-    """Per-frame CNN (patchify stem, stride-2 stages of two 3x3 convs), global average pool,
-    temporal pool.
+    """Small 2-D CNN on each frame, pooled over time.
+
+    A patchify stem, stride-2 stages of two 3x3 convs, global average pool, temporal pool.
 
     Shapes:
         input: ``[B, T, 3, H, W]``; output: ``[B, width]``.

@@ -15,6 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from anymodal import encoder
+from anymodal.layers import SelfAttention
 from anymodal_video.encoders.common import check_clips
 
 __all__ = ["DividedSpaceTimeBlock", "TimeSformer", "TimeSformerConfig"]
@@ -25,9 +27,11 @@ class TimeSformerConfig:
     """Hyper-parameters of ``video_timesformer_tiny``.
 
     Args:
-        image_size: frame side the spatial position table is made for.
+        image_size: frame side the spatial position table is made for (set from the
+            modality's ``size``).
         patch_size: side of a square patch.
-        num_frames: frames the temporal position table is made for.
+        num_frames: frames the temporal position table is made for (set from the
+            modality's ``num_frames``).
         embed_dim: token width, and the encoder's output ``width``.
         depth: blocks.
         num_heads: attention heads.
@@ -45,23 +49,6 @@ class TimeSformerConfig:
     dropout: float = 0.0
 
 
-class _SelfAttention(nn.Module):
-    def __init__(self, dim: int, num_heads: int, dropout: float) -> None:
-        super().__init__()
-        if dim % num_heads:
-            raise ValueError(f"embed_dim={dim} is not divisible by num_heads={num_heads}")
-        self.num_heads, self.dropout = num_heads, dropout
-        self.qkv = nn.Linear(dim, 3 * dim)
-        self.proj = nn.Linear(dim, dim)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        batch, length, dim = x.shape
-        q, k, v = self.qkv(x).view(batch, length, 3, self.num_heads, -1).permute(2, 0, 3, 1, 4)
-        out = F.scaled_dot_product_attention(q, k, v,
-                                             dropout_p=self.dropout if self.training else 0.0)
-        return self.proj(out.transpose(1, 2).reshape(batch, length, dim))
-
-
 class DividedSpaceTimeBlock(nn.Module):
     """Temporal attention, spatial attention (with [CLS]), MLP; all pre-norm residual.
 
@@ -72,13 +59,13 @@ class DividedSpaceTimeBlock(nn.Module):
     def __init__(self, dim: int, num_heads: int, mlp_ratio: float, dropout: float) -> None:
         super().__init__()
         self.norm_time = nn.LayerNorm(dim)
-        self.attn_time = _SelfAttention(dim, num_heads, dropout)
+        self.attn_time = SelfAttention(dim, num_heads, dropout)
         # Zero-initialised as in TimeSformer: the block starts as a purely spatial ViT block.
         self.time_fc = nn.Linear(dim, dim)
         nn.init.zeros_(self.time_fc.weight)
         nn.init.zeros_(self.time_fc.bias)
         self.norm_space = nn.LayerNorm(dim)
-        self.attn_space = _SelfAttention(dim, num_heads, dropout)
+        self.attn_space = SelfAttention(dim, num_heads, dropout)
         self.norm_mlp = nn.LayerNorm(dim)
         hidden = int(dim * mlp_ratio)
         self.mlp = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(), nn.Dropout(dropout),
@@ -103,8 +90,10 @@ class DividedSpaceTimeBlock(nn.Module):
         return cls, x
 
 
+@encoder("video_timesformer_tiny", config=TimeSformerConfig,
+         binds={"image_size": "size", "num_frames": "num_frames"})
 class TimeSformer(nn.Module):
-    """Divided space-time transformer over frame patches, read out through [CLS].
+    """Tiny TimeSformer: divided space-time attention over frame patches, read out through [CLS].
 
     Shapes:
         input: ``[B, T, 3, H, W]``; output: ``[B, embed_dim]``.

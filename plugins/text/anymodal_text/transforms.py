@@ -1,4 +1,4 @@
-"""The ``text`` modality: load, transform (byte tokenisation), collate, synthesize.
+"""The ``text`` modality's transform (byte tokenisation), collate and synthesize.
 
 An item is ``{"input_ids": LongTensor[L], "text": str}``: the byte ids that
 ``text_transformer_tiny`` reads, and the normalised text itself. The collated value is
@@ -14,18 +14,15 @@ naming the tokenizer, would make every recipe state the same choice twice.
 
 from __future__ import annotations
 
-from functools import partial
 from typing import Any
 
 import torch
 
-from anymodal import ModalitySpec
-from anymodal_text.config import TextConfig, validate_text_config
-from anymodal_text.io import load_text
-from anymodal_text.synthetic import MAX_CLASSES, make_sentences
+from anymodal_text.config import TextConfig
+from anymodal_text.synthetic import make_sentences
 from anymodal_text.tokenizer import encode, pad_ids
 
-__all__ = ["collate_texts", "make_text_modality", "synthesize_texts", "transform_text"]
+__all__ = ["collate_texts", "synthesize_texts", "transform_text"]
 
 TextItem = dict[str, Any]
 
@@ -62,22 +59,3 @@ def synthesize_texts(n: int, generator: torch.Generator, labels: torch.Tensor | 
     """``n`` eval-mode items of template sentences (see :mod:`anymodal_text.synthetic`)."""
     sentences, _ = make_sentences(n, generator, labels, config.num_classes)
     return [transform_text(s, False, config) for s in sentences]
-
-
-def make_text_modality(config: TextConfig) -> ModalitySpec:
-    """The ``text`` modality with ``config``'s options bound."""
-    config = validate_text_config(config, MAX_CLASSES)
-    return ModalitySpec(
-        name="text",
-        load=load_text,
-        # partial, not lambda: the spec's functions must pickle into DataLoader workers
-        # started with "spawn".
-        transform=partial(transform_text, config=config),
-        collate=collate_texts,
-        synthesize=partial(synthesize_texts, config=config),
-        default_encoder="text_transformer_tiny",
-        num_classes=config.num_classes,
-        config_cls=TextConfig,
-        configure=make_text_modality,
-        description="text: strings, UTF-8 bytes or .txt files; byte-level ids + raw text",
-    )
