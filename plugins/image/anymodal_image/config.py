@@ -89,8 +89,9 @@ class ViTTinyConfig:
     """Hyper-parameters of ``image_vit_tiny``.
 
     Args:
-        image_size: the side its position table is laid out for; other input sizes are
-            served by interpolating that table (bicubic), as timm's dynamic image size.
+        image_size: the side its position table is laid out for (set from the modality's
+            ``size``); other input sizes are served by interpolating that table (bicubic),
+            as timm's dynamic image size.
         patch_size: side of the square patches (and stride of the patch projection).
         width: token width, and the output width.
         depth: transformer blocks.

@@ -1,46 +1,39 @@
-"""The hook implementations of anymodal-image (entry point ``image`` in group ``anymodal``)."""
+"""The ``image`` modality and its encoders (entry point ``image`` in the group ``anymodal``).
+
+Importing this module is cheap: Pillow, torchvision and timm are imported when an image is
+first loaded, transformed or encoded.
+"""
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
-from anymodal import EncoderSpec, hookimpl
-from anymodal_image.config import CNNSmallConfig, ImageConfig, TimmConfig, ViTTinyConfig
+import torch
+
+from anymodal import define_modality, plugin_hooks
 from anymodal_image.checks import anymodal_register_doctor_checks  # noqa: F401  (a hook)
+from anymodal_image.config import ImageConfig, validate_image_config
+from anymodal_image.encoders.cnn import CNNSmall
+from anymodal_image.encoders.timm_model import TimmEncoder
+from anymodal_image.encoders.vit import ViTTiny
+from anymodal_image.io import load_image
+from anymodal_image.synthetic import MAX_CLASSES, synthesize_images
+from anymodal_image.transforms import collate_images, transform_image
+
+__all__ = ["IMAGE", "anymodal_register_encoders", "anymodal_register_modalities"]
 
 
-def _build_vit(config: ViTTinyConfig) -> Any:
-    from anymodal_image.encoders.vit import ViTTiny
-
-    return ViTTiny(config)
+def _load(source: Any, config: ImageConfig) -> torch.Tensor:
+    return load_image(source, background=config.background)
 
 
-def _build_cnn(config: CNNSmallConfig) -> Any:
-    from anymodal_image.encoders.cnn import CNNSmall
+IMAGE = define_modality(
+    "image", ImageConfig, load=_load, transform=transform_image, collate=collate_images,
+    synthesize=synthesize_images, validate=partial(validate_image_config, max_classes=MAX_CLASSES),
+    default_encoder="image_vit_tiny",
+    description="RGB images (png, jpeg, webp... via Pillow), resized and cropped to size",
+)
 
-    return CNNSmall(config)
-
-
-def _build_timm(config: TimmConfig) -> Any:
-    # Registered even without timm: building it then says what to install.
-    from anymodal_image.encoders.timm_model import TimmEncoder
-
-    return TimmEncoder(config)
-
-
-@hookimpl
-def anymodal_register_modalities(register: Any) -> None:
-    from anymodal_image.modality import make_image_modality
-
-    register(make_image_modality(ImageConfig()))
-
-
-@hookimpl
-def anymodal_register_encoders(register: Any) -> None:
-    register(EncoderSpec("image_vit_tiny", "image", _build_vit, ViTTinyConfig,
-                         "small Vision Transformer (patch 16, 4 blocks, width 192)"))
-    register(EncoderSpec("image_cnn_small", "image", _build_cnn, CNNSmallConfig,
-                         "small residual CNN with GroupNorm"))
-    register(EncoderSpec("image_timm", "image", _build_timm, TimmConfig,
-                         "any timm model, weights from a local file; needs "
-                         "anymodal-image[timm]"))
+anymodal_register_modalities, anymodal_register_encoders = plugin_hooks(
+    modalities=[IMAGE], encoders=[ViTTiny, CNNSmall, TimmEncoder])

@@ -15,7 +15,10 @@ from collections.abc import Callable
 
 import torch
 
-__all__ = ["COLOURS", "MAX_CLASSES", "RGB", "SHAPES", "class_name", "draw_images"]
+from anymodal_image.config import ImageConfig
+
+__all__ = ["COLOURS", "MAX_CLASSES", "RGB", "SHAPES", "class_name", "draw_images",
+           "synthesize_images"]
 
 COLOURS = ("red", "green", "blue", "yellow", "purple", "cyan")
 SHAPES = ("circle", "square", "triangle", "ring", "cross", "diamond")
@@ -100,3 +103,17 @@ def draw_images(n: int, size: int, generator: torch.Generator,
         canvas[:, mask] = colour[:, None]
         images[i] = canvas + 0.03 * noise[i]
     return (images.clamp(0, 1) * 255).round().to(torch.uint8), labels
+
+
+def synthesize_images(n: int, generator: torch.Generator, labels: torch.Tensor | None = None,
+                      *, config: ImageConfig) -> list[torch.Tensor]:
+    """``n`` eval-mode items of labelled shapes, drawn at the resize side and transformed.
+
+    Shapes:
+        output: ``n`` items ``float32 [3, size, size]``.
+    """
+    from anymodal_image.transforms import transform_image
+
+    pixels, _ = draw_images(n, config.resize or config.size, generator, labels,
+                            config.num_classes)
+    return [transform_image(image, False, config) for image in pixels]

@@ -14,7 +14,7 @@ import torch
 
 from anymodal_image.config import ImageConfig
 
-__all__ = ["ImageTransform", "collate_images"]
+__all__ = ["collate_images", "transform_image"]
 
 
 def _build(config: ImageConfig, train: bool) -> Any:
@@ -37,32 +37,29 @@ def _build(config: ImageConfig, train: bool) -> Any:
     ])
 
 
-class ImageTransform:
+# Built on first use per process (registering the modality imports no torchvision), one
+# pair per distinct config; repr() keys it because the config holds lists.
+_PIPELINES: dict[tuple[str, bool], Any] = {}
+
+
+def transform_image(raw: torch.Tensor, train: bool, config: ImageConfig) -> torch.Tensor:
     """``transform(raw, train) -> item`` of the image modality.
 
-    The two v2 pipelines are built at the first call, so that registering the modality
-    does not import torchvision; the object pickles (DataLoader workers).
-
     Args:
+        raw: pixels from :func:`anymodal_image.io.load_image`.
+        train: use the training crop and flip.
         config: the modality's options.
 
     Shapes:
-        raw: ``uint8 [3, H, W]`` (from :func:`anymodal_image.io.load_image`);
-        output: ``float32 [3, size, size]``.
+        raw: ``uint8 [3, H, W]``; output: ``float32 [3, size, size]``.
     """
-
-    def __init__(self, config: ImageConfig) -> None:
-        self.config = config
-        self._pipelines: dict[bool, Any] = {}
-
-    def __call__(self, raw: torch.Tensor, train: bool) -> torch.Tensor:
-        train = bool(train)
-        if train not in self._pipelines:
-            self._pipelines[train] = _build(self.config, train)
-        if raw.dtype != torch.uint8 or raw.dim() != 3 or raw.shape[0] != 3:
-            raise ValueError(f"image transform expects uint8 [3, H, W] pixels (from load), "
-                             f"got {raw.dtype} {tuple(raw.shape)}")
-        return self._pipelines[train](raw)
+    if raw.dtype != torch.uint8 or raw.dim() != 3 or raw.shape[0] != 3:
+        raise ValueError(f"image transform expects uint8 [3, H, W] pixels (from load), "
+                         f"got {raw.dtype} {tuple(raw.shape)}")
+    key = (repr(config), bool(train))
+    if key not in _PIPELINES:
+        _PIPELINES[key] = _build(config, bool(train))
+    return _PIPELINES[key](raw)
 
 
 def collate_images(items: list[torch.Tensor]) -> torch.Tensor:

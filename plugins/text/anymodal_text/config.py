@@ -55,8 +55,8 @@ class TextTransformerConfig:
         depth: number of transformer blocks.
         heads: attention heads (must divide ``width``).
         mlp_ratio: hidden size of each block's MLP, as a multiple of ``width``.
-        max_length: positions the learned position table holds; must be at least the
-            text modality's ``max_length``.
+        max_length: positions the learned position table holds (set from the text
+            modality's ``max_length``).
         pool: ``"mean"`` (mean over the real tokens, padding masked out) or ``"cls"``
             (the output at the BOS position).
         dropout: dropout on attention weights and MLP outputs.

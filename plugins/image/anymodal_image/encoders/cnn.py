@@ -12,6 +12,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from anymodal import encoder
 from anymodal_image.config import CNNSmallConfig
 
 __all__ = ["CNNSmall", "ResidualBlock"]
@@ -48,8 +49,9 @@ class ResidualBlock(nn.Module):
         return self.act(self.body(x) + self.shortcut(x))
 
 
+@encoder("image_cnn_small", config=CNNSmallConfig)
 class CNNSmall(nn.Module):
-    """A small ResNet-like encoder.
+    """Small residual CNN with GroupNorm.
 
     Args:
         config: its :class:`~anymodal_image.config.CNNSmallConfig`.

@@ -25,7 +25,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from anymodal import ConfigError, PluginError
+from anymodal import ConfigError, PluginError, encoder
 from anymodal_image.config import TimmConfig
 
 __all__ = ["TimmEncoder"]
@@ -107,6 +107,8 @@ def _create(timm: Any, config: TimmConfig) -> nn.Module:
     return model
 
 
+@encoder("image_timm", config=TimmConfig,
+         description="any timm model, weights from a local file; needs anymodal-image[timm]")
 class TimmEncoder(nn.Module):
     """A timm backbone's pooled features.
 

@@ -12,41 +12,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from anymodal import encoder
+from anymodal.layers import TransformerBlock
 from anymodal_image.config import ViTTinyConfig
 
-__all__ = ["Block", "ViTTiny"]
+__all__ = ["ViTTiny"]
 
 
-class Block(nn.Module):
-    """Pre-norm transformer block: x + attn(LN(x)), then x + MLP(LN(x)).
-
-    Shapes:
-        x: ``[B, N, D]``; output ``[B, N, D]``.
-    """
-
-    def __init__(self, width: int, heads: int, mlp_ratio: float, dropout: float) -> None:
-        super().__init__()
-        self.heads = heads
-        self.dropout = dropout
-        self.norm1 = nn.LayerNorm(width, eps=1e-6)
-        self.qkv = nn.Linear(width, 3 * width)
-        self.proj = nn.Linear(width, width)
-        self.norm2 = nn.LayerNorm(width, eps=1e-6)
-        hidden = int(width * mlp_ratio)
-        self.mlp = nn.Sequential(nn.Linear(width, hidden), nn.GELU(), nn.Linear(hidden, width),
-                                 nn.Dropout(dropout))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b, n, width = x.shape
-        q, k, v = self.qkv(self.norm1(x)).view(b, n, 3, self.heads, -1).permute(2, 0, 3, 1, 4)
-        attn = F.scaled_dot_product_attention(q, k, v,
-                                              dropout_p=self.dropout if self.training else 0.0)
-        x = x + self.proj(attn.transpose(1, 2).reshape(b, n, width))
-        return x + self.mlp(self.norm2(x))
-
-
+@encoder("image_vit_tiny", config=ViTTinyConfig, binds={"image_size": "size"})
 class ViTTiny(nn.Module):
-    """A small ViT.
+    """Small Vision Transformer (patch 16, 4 blocks, width 192).
 
     Args:
         config: its :class:`~anymodal_image.config.ViTTinyConfig`.
@@ -74,7 +49,8 @@ class ViTTiny(nn.Module):
         nn.init.normal_(self.pos, std=0.02)
         nn.init.normal_(self.cls, std=1e-6)
         self.blocks = nn.ModuleList(
-            Block(config.width, config.heads, config.mlp_ratio, config.dropout)
+            TransformerBlock(config.width, config.heads, config.mlp_ratio, config.dropout,
+                             eps=1e-6)
             for _ in range(config.depth)
         )
         self.norm = nn.LayerNorm(config.width, eps=1e-6)
