@@ -26,6 +26,7 @@ import torch
 from torch import Tensor
 
 from anymodal.kernels.chunked import DEFAULT_CHUNK_ELEMENTS, ChunkedMIPLogSumExp, compute_dtype
+from anymodal.kernels.logsumexp_all_torch import ChunkedMIPLogSumExpAll
 from anymodal.kernels.topk import topk_chunked
 
 ENV_VAR = "ANYMODAL_KERNEL"
@@ -144,6 +145,97 @@ def mip_logsumexp(
 
         return triton_mip_logsumexp(anchor, list(others), scale_t)
     return ChunkedMIPLogSumExp.apply(scale_t, chunk_elements, anchor, *others)
+
+
+def _check_masks(masks: Sequence[Tensor | None], factors: Sequence[Tensor]) -> None:
+    """One optional boolean mask ``[N_m]`` per factor, on the factors' device."""
+    if not isinstance(masks, (list, tuple)) or len(masks) != len(factors):
+        raise ValueError(f"masks must be a list of {len(factors)} entries (a tensor or None)")
+    for m, (mask, f) in enumerate(zip(masks, factors)):
+        if mask is None:
+            continue
+        if not isinstance(mask, Tensor) or mask.dtype != torch.bool or mask.shape != f.shape[:1]:
+            raise ValueError(
+                f"masks[{m}] must be a bool tensor of shape ({f.shape[0]},) (one entry per "
+                f"row of factors[{m}]), got {_shape(mask)} "
+                f"{getattr(mask, 'dtype', type(mask).__name__)}"
+            )
+        if mask.device != f.device:
+            raise ValueError(f"masks[{m}] is on {mask.device}, factors[{m}] on {f.device}")
+
+
+def _lse_all_backend(factors: Sequence[Tensor]) -> str:
+    backend = kernel_backend(factors)
+    if backend == "triton" and len(factors) > 4:
+        if _forced_triton():
+            raise ValueError(f"{ENV_VAR}=triton: the Triton kernels take M <= 4 factors")
+        backend = "torch"
+    return backend
+
+
+def _scatter_rows(out: Tensor, keep: Tensor | None) -> Tensor:
+    """Outputs of the kept rows back in place; removed rows get -inf (an empty sum)."""
+    if keep is None:
+        return out
+    full = out.new_full(keep.shape, -math.inf)
+    return full.index_put((keep,), out)
+
+
+def mip_logsumexp_all(
+    factors: Sequence[Tensor],
+    scale: Tensor | float,
+    *,
+    masks: Sequence[Tensor | None] | None = None,
+    chunk_elements: int = DEFAULT_CHUNK_ELEMENTS,
+) -> list[Tensor]:
+    """Every anchor's Symile normaliser from one traversal of the ``N^M`` tensor.
+
+    With ``T[i_0..i_{M-1}] = scale * sum_d prod_m factors[m][i_m, d]``:
+    ``out[m][i] = log sum_{tuples with i_m = i} exp(T)`` — for each modality m as the
+    anchor, the log-sum-exp over every tuple of the others; ``out[m]`` equals
+    ``mip_logsumexp(factors[m], [the other factors], scale)``, but all M come from one
+    pass (forward and backward), a 1/M of the work of M calls. The tensor is never
+    materialised. Differentiable in every factor and in ``scale`` (a tensor).
+
+    Args:
+        factors: M >= 2 tensors, one per modality (the Triton kernels take M <= 4;
+            larger M runs on the torch path).
+        scale: logit scale, a float or a one-element tensor.
+        masks: optional ``BoolTensor[N_m]`` per factor (None: every row); rows marked
+            False are removed from every tuple, and their own outputs are ``-inf`` (a
+            log-sum-exp over no tuple) with zero gradient.
+        chunk_elements: logits per block on the torch path (memory/speed trade-off).
+
+    Returns:
+        M tensors, float32 (float64 for float64 inputs); half-precision inputs are
+        multiplied in their dtype and accumulated in float32.
+
+    Shapes:
+        factors[m]: ``[N_m, D]``; masks[m]: ``[N_m]``; returns ``[N_m]`` each.
+
+    Raises:
+        ValueError: fewer than two factors, mismatched widths/dtypes/devices, an empty
+            factor (after masking), or a malformed mask.
+    """
+    if not isinstance(factors, (list, tuple)) or len(factors) < 2:
+        raise ValueError("factors must be a list of at least two tensors [N_m, D]")
+    _check_factors(factors[0], factors[1:], ("factors[0]", "factors[1:]"))
+    keeps: list[Tensor | None] = [None] * len(factors)
+    if masks is not None:
+        _check_masks(masks, factors)
+        keeps = [None if k is None or bool(k.all()) else k for k in masks]
+    kept = [f if k is None else f[k] for f, k in zip(factors, keeps)]
+    for m, f in enumerate(kept):
+        if f.shape[0] == 0:
+            raise ValueError(f"factors[{m}] has no rows (after masking): no tuple is left")
+    scale_t = _scale_tensor(scale, factors[0])
+    if _lse_all_backend(kept) == "triton":
+        from anymodal.kernels.triton_mip import triton_mip_logsumexp_all
+
+        outs = triton_mip_logsumexp_all(kept, scale_t)
+    else:
+        outs = ChunkedMIPLogSumExpAll.apply(scale_t, chunk_elements, *kept)
+    return [_scatter_rows(o, k) for o, k in zip(outs, keeps)]
 
 
 @torch.no_grad()

@@ -105,9 +105,22 @@ class SymileLoss(Objective):
         if self.config.negatives == "n_squared":
             if anchor.shape[0] == 0:  # this process holds none of the term's rows
                 return shard.tie
-            from anymodal.kernels import mip_logsumexp
+            from anymodal.kernels import mip_logsumexp, mip_logsumexp_all
 
-            normaliser = mip_logsumexp(anchor, candidates, shard.scale)  # [n_v]
+            if shard.world < len(shard.names):
+                # One traversal of the N^M tensor gives every anchor's normaliser (1/M of
+                # the work of one call per anchor; with W processes each walks the global
+                # tensor, W/M of it): computed for the first anchor, reused by the others.
+                cached = getattr(self, "_normalisers", None)
+                if cached is None or cached[0] is not rows:
+                    full = [rows.every(shard.full[m]) for m in shard.names]
+                    cached = (rows, mip_logsumexp_all(full, shard.scale))
+                    self._normalisers = cached
+                normaliser = cached[1][shard.names.index(a)][rows.targets]  # [n_v]
+                if a == shard.names[-1]:
+                    self._normalisers = None  # the batch's graph is not kept past it
+            else:
+                normaliser = mip_logsumexp(anchor, candidates, shard.scale)  # [n_v]
             loss_sum = (normaliser - positive).sum()
         else:
             shuffled = torch.ones_like(candidates[0])
