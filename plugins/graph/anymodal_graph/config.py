@@ -90,7 +90,7 @@ class GINConfig:
     """Hyper-parameters of ``graph_gin`` (Xu et al., "How Powerful are Graph Neural Networks?").
 
     Args:
-        in_dim: node-feature width (the modality's ``feature_dim``).
+        in_dim: node-feature width (set from the modality's ``feature_dim``).
         hidden: width of every GIN layer.
         num_layers: GIN layers (each: sum over neighbours, then a 2-layer MLP).
         width: output width.
@@ -116,7 +116,7 @@ class GATConfig:
     """Hyper-parameters of ``graph_gat`` (graph attention, Velickovic et al.; GATv2 option).
 
     Args:
-        in_dim: node-feature width (the modality's ``feature_dim``).
+        in_dim: node-feature width (set from the modality's ``feature_dim``).
         hidden: width of each attention head.
         heads: attention heads per layer (their outputs are concatenated).
         num_layers: attention layers.

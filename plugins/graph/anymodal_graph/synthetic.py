@@ -83,9 +83,10 @@ def make_family(label: int, g: torch.Generator, config: GraphConfig) -> RawGraph
     return RawGraph(None, edge_index, n, f"<synthetic {FAMILIES[label]}>")
 
 
-def synthesize_graphs(n: int, generator: torch.Generator, labels: torch.Tensor | None,
-                      config: GraphConfig) -> list[Any]:
+def synthesize_graphs(n: int, generator: torch.Generator, labels: torch.Tensor | None = None,
+                      config: GraphConfig | None = None) -> list[Any]:
     """``n`` eval-transformed ``Data`` items; item ``i`` is family ``labels[i] % 5``."""
+    config = config or GraphConfig()
     if labels is None:
         labels = torch.randint(0, len(FAMILIES), (n,), generator=generator)
     return [transform_graph(make_family(label, generator, config), False, config)

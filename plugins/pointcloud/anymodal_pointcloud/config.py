@@ -107,8 +107,8 @@ class PointNetConfig:
     """Hyper-parameters of ``pointcloud_pointnet`` (PointNet without the T-Nets).
 
     Args:
-        in_channels: ``C`` of the items: 3, or 6/9 with colours/normals (must match the
-            modality's options).
+        in_channels: ``C`` of the items: 3, or 6/9 with colours/normals (set from the
+            modality's ``channels``).
         channels: widths of the shared per-point MLP; the last one is max-pooled.
         head_hidden: width of the hidden layer of the head after pooling.
         width: output width.
@@ -127,7 +127,7 @@ class PointBertConfig:
     """Hyper-parameters of ``pointcloud_pointbert_tiny`` (Point-BERT / ULIP point encoder).
 
     Args:
-        in_channels: ``C`` of the items (3, 6 or 9; must match the modality's options).
+        in_channels: ``C`` of the items (set from the modality's ``channels``).
         num_groups: patch centres chosen by farthest-point sampling.
         group_size: points per patch (nearest neighbours of each centre).
         dim: token width of the transformer.

@@ -1,28 +1,43 @@
-"""The hook implementations of anymodal-pointcloud (entry point ``pointcloud``).
+"""The ``pointcloud`` modality and its encoders (entry point ``pointcloud``).
 
 Importing this module stays cheap: open3d is imported only when a file is read.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import torch
 
-from anymodal import EncoderSpec, hookimpl
-from anymodal_pointcloud.config import PointBertConfig, PointCloudConfig, PointNetConfig
-from anymodal_pointcloud.encoders import PointBertEncoder, PointNetEncoder
-from anymodal_pointcloud.modality import make_pointcloud_modality
+from anymodal import define_modality, plugin_hooks
 from anymodal_pointcloud.checks import anymodal_register_doctor_checks  # noqa: F401  (a hook)
+from anymodal_pointcloud.config import PointCloudConfig, validate_pointcloud_config
+from anymodal_pointcloud.encoders import PointBertEncoder, PointNetEncoder
+from anymodal_pointcloud.io import load_pointcloud
+from anymodal_pointcloud.synthetic import PRIMITIVES, synthesize_pointclouds
+from anymodal_pointcloud.transforms import transform_pointcloud
+
+__all__ = ["POINTCLOUD", "anymodal_register_encoders", "anymodal_register_modalities",
+           "collate_pointclouds"]
 
 
-@hookimpl
-def anymodal_register_modalities(register: Any) -> None:
-    register(make_pointcloud_modality(PointCloudConfig()))
+def collate_pointclouds(items: list[torch.Tensor]) -> torch.Tensor:
+    """Stack items of the same ``[P, C]`` into ``[B, P, C]``.
+
+    Raises:
+        ValueError: items of different shapes (built with different options).
+    """
+    shapes = {tuple(item.shape) for item in items}
+    if len(shapes) > 1:
+        raise ValueError(f"pointcloud items must share one shape [P, C], got {sorted(shapes)}")
+    return torch.stack(items)
 
 
-@hookimpl
-def anymodal_register_encoders(register: Any) -> None:
-    register(EncoderSpec("pointcloud_pointnet", "pointcloud", PointNetEncoder, PointNetConfig,
-                         "PointNet: shared per-point MLP + max-pool"))
-    register(EncoderSpec("pointcloud_pointbert_tiny", "pointcloud", PointBertEncoder,
-                         PointBertConfig,
-                         "Point-BERT/ULIP: FPS + kNN patches, mini-PointNet tokens, transformer"))
+POINTCLOUD = define_modality(
+    "pointcloud", PointCloudConfig, load=load_pointcloud, transform=transform_pointcloud,
+    collate=collate_pointclouds, synthesize=synthesize_pointclouds,
+    validate=validate_pointcloud_config, num_classes=len(PRIMITIVES),
+    default_encoder="pointcloud_pointnet",
+    description="3D point clouds and meshes (.ply .pcd .xyz .pts .obj .off .stl .glb .npy)",
+)
+
+anymodal_register_modalities, anymodal_register_encoders = plugin_hooks(
+    modalities=[POINTCLOUD], encoders=[PointNetEncoder, PointBertEncoder])

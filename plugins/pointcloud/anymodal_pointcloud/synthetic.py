@@ -118,8 +118,9 @@ def sample_primitive(label: int, n: int, g: torch.Generator, noise: float = 0.0,
     return RawPointCloud(points, colors, normals, f"<synthetic {PRIMITIVES[label]}>")
 
 
-def synthesize_pointclouds(n: int, generator: torch.Generator, labels: torch.Tensor | None,
-                           config: PointCloudConfig) -> list[torch.Tensor]:
+def synthesize_pointclouds(n: int, generator: torch.Generator,
+                           labels: torch.Tensor | None = None,
+                           config: PointCloudConfig | None = None) -> list[torch.Tensor]:
     """``n`` eval-transformed items; item ``i`` is primitive ``labels[i] % 5``.
 
     Each primitive is sampled at exactly ``num_points`` points, so no sampling step runs.
@@ -127,6 +128,7 @@ def synthesize_pointclouds(n: int, generator: torch.Generator, labels: torch.Ten
     Shapes:
         each item: ``[config.num_points, config.channels]``.
     """
+    config = config or PointCloudConfig()
     if labels is None:
         labels = torch.randint(0, len(PRIMITIVES), (n,), generator=generator)
     items = []

@@ -20,6 +20,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from anymodal import encoder
+from anymodal.layers import TransformerBlock
 from anymodal_pointcloud.config import PointBertConfig
 from anymodal_pointcloud.encoders.pointnet import check_channels
 from anymodal_pointcloud.sampling import farthest_point_sample, gather_points, knn
@@ -73,8 +75,10 @@ class PatchEmbed(nn.Module):
         return x.max(dim=2).values
 
 
+@encoder("pointcloud_pointbert_tiny", config=PointBertConfig,
+         binds={"in_channels": "channels"})
 class PointBertEncoder(nn.Module):
-    """Point-BERT-style transformer over point patches.
+    """Point-BERT/ULIP: FPS + kNN patches, mini-PointNet tokens, transformer.
 
     Shapes:
         input: ``[B, P, in_channels]`` with ``P >= max(num_groups, group_size)``;
@@ -91,10 +95,7 @@ class PointBertEncoder(nn.Module):
         self.cls_token = nn.Parameter(torch.zeros(1, 1, dim))
         self.cls_pos = nn.Parameter(torch.randn(1, 1, dim) * 0.02)
         self.layers = nn.ModuleList(
-            nn.TransformerEncoderLayer(
-                dim, config.heads, int(dim * config.mlp_ratio), config.dropout,
-                activation="gelu", batch_first=True, norm_first=True,
-            )
+            TransformerBlock(dim, config.heads, config.mlp_ratio, config.dropout)
             for _ in range(config.depth)
         )
         self.norm = nn.LayerNorm(dim)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from anymodal import encoder
 from anymodal_pointcloud.config import PointNetConfig
 
 __all__ = ["PointNetEncoder", "check_channels"]
@@ -20,12 +21,13 @@ def check_channels(name: str, batch: torch.Tensor, in_channels: int) -> None:
     if batch.dim() != 3 or batch.shape[-1] != in_channels:
         raise ValueError(
             f"{name} expects point clouds [B, P, {in_channels}], got {tuple(batch.shape)}; "
-            "set the encoder param in_channels to 3 + 3*use_colors + 3*use_normals"
+            "(in_channels follows the modality's channels: 3 + 3*use_colors + 3*use_normals)"
         )
 
 
+@encoder("pointcloud_pointnet", config=PointNetConfig, binds={"in_channels": "channels"})
 class PointNetEncoder(nn.Module):
-    """PointNet: ``MLP`` on every point, max over points, then an MLP head.
+    """PointNet: shared per-point MLP + max-pool, then an MLP head.
 
     Layer norm on each point's features stands in for the paper's batch norm: an
     embedding then depends on its own cloud alone, in training as in eval, and the
