@@ -2,45 +2,42 @@
 
 The entry point ``[project.entry-points.anymodal] timeseries = "anymodal_timeseries"``
 names this module: anymodal imports it when the registry is first needed and calls the two
-hooks below. Keep this import cheap (heavy libraries belong inside functions), and never
-look anything up in anymodal's registry here: plugins are still loading at that moment.
+hooks that :func:`anymodal.plugin_hooks` makes below. Keep this import cheap (heavy
+libraries belong inside functions).
+
+The whole plugin is the options dataclass (``config.py``), four functions (``io.py``,
+``transforms.py``, ``synthetic.py``), an ``@anymodal.encoder`` class (``encoder.py``)
+and the few lines below.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
-from anymodal import EncoderSpec, hookimpl
+import anymodal
 from anymodal_timeseries.config import TimeseriesConfig
 from anymodal_timeseries.encoder import TimeseriesCNN1d, TimeseriesCNN1dConfig
-from anymodal_timeseries.modality import make_timeseries_modality
+from anymodal_timeseries.io import load_series
+from anymodal_timeseries.synthetic import synthesize_series
+from anymodal_timeseries.transforms import collate_series, transform_series
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "TIMESERIES",
     "TimeseriesCNN1d",
     "TimeseriesCNN1dConfig",
     "TimeseriesConfig",
     "__version__",
     "anymodal_register_encoders",
     "anymodal_register_modalities",
-    "make_timeseries_modality",
 ]
 
+# Every function that takes a ``config`` argument receives the options (a partial, so the
+# spec pickles into DataLoader workers); get_modality("timeseries", channels=6) rebinds.
+TIMESERIES = anymodal.define_modality(
+    "timeseries", TimeseriesConfig, load=load_series, transform=transform_series,
+    collate=collate_series, synthesize=synthesize_series, default_encoder="timeseries_cnn1d",
+    description="multichannel time series [T, C] from CSV or .npy files",
+)
 
-@hookimpl
-def anymodal_register_modalities(register: Any) -> None:
-    """Provide the ``timeseries`` modality with its default options."""
-    register(make_timeseries_modality(TimeseriesConfig()))
-
-
-@hookimpl
-def anymodal_register_encoders(register: Any) -> None:
-    """Provide ``timeseries_cnn1d`` (the class itself is the factory: ``cls(config)``)."""
-    register(EncoderSpec(
-        name="timeseries_cnn1d",
-        modality="timeseries",
-        factory=TimeseriesCNN1d,
-        config_cls=TimeseriesCNN1dConfig,
-        description="residual dilated 1-D CNN, LayerNorm, masked mean+max pooling",
-    ))
+anymodal_register_modalities, anymodal_register_encoders = anymodal.plugin_hooks(
+    modalities=[TIMESERIES], encoders=[TimeseriesCNN1d])

@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from anymodal import ConfigError
+from anymodal import ConfigError, encoder
 
 __all__ = ["TimeseriesCNN1d", "TimeseriesCNN1dConfig"]
 
@@ -24,7 +24,7 @@ class TimeseriesCNN1dConfig:
     """Hyper-parameters of ``timeseries_cnn1d``.
 
     Args:
-        in_channels: channels of the input series (the modality's ``channels``).
+        in_channels: channels of the input series (set from the modality's ``channels``).
         hidden: channels of the hidden layers.
         depth: residual blocks; block ``i`` has dilation ``2**i``, so the receptive field
             grows to ``1 + (kernel_size - 1) * (2**depth - 1)`` steps without striding.
@@ -70,8 +70,9 @@ class _Block(nn.Module):
         return (x + y) * keep
 
 
+@encoder("timeseries_cnn1d", config=TimeseriesCNN1dConfig, binds={"in_channels": "channels"})
 class TimeseriesCNN1d(nn.Module):
-    """A residual dilated 1-D CNN with masked mean+max pooling.
+    """Residual dilated 1-D CNN, LayerNorm, masked mean+max pooling.
 
     Args:
         config: its hyper-parameters.
@@ -98,8 +99,7 @@ class TimeseriesCNN1d(nn.Module):
         if series.ndim != 3 or series.shape[-1] != self.config.in_channels:
             raise ValueError(
                 f"timeseries_cnn1d expects series [B, T, in_channels={self.config.in_channels}]"
-                f", got {tuple(series.shape)}; set the encoder param in_channels to the "
-                "modality's channels"
+                f", got {tuple(series.shape)} (in_channels follows the modality's channels)"
             )
         if mask.shape != series.shape[:2]:
             raise ValueError(f"timeseries_cnn1d: mask {tuple(mask.shape)} does not match "

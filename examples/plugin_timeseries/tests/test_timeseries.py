@@ -232,9 +232,13 @@ def test_synthesize_is_seeded_and_wraps_labels_around_num_classes() -> None:
 def test_encoder_contract() -> None:
     spec = anymodal.get_encoder_spec("timeseries_cnn1d")
     check_encoder(spec)
-    check_encoder(spec, params={"in_channels": 2, "hidden": 16, "depth": 2, "width": 24,
-                                "dropout": 0.1},
+    # in_channels is not repeated: the encoder takes it from the modality's channels.
+    check_encoder(spec, params={"hidden": 16, "depth": 2, "width": 24, "dropout": 0.1},
                   modality_params={"channels": 2, "length": 40})
+    mono = anymodal.get_modality("timeseries", channels=1)
+    assert anymodal.create_encoder("timeseries_cnn1d", mono).config.in_channels == 1
+    with pytest.raises(anymodal.ConfigError, match="in_channels=4 differs"):
+        anymodal.create_encoder("timeseries_cnn1d", mono, in_channels=4)
 
 
 def test_encoder_output_ignores_how_much_padding_follows_the_series() -> None:
