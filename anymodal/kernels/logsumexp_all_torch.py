@@ -75,8 +75,8 @@ def _column_lse(probs: Tensor, row_max: Tensor, recompute: tuple[Tensor, Tensor]
     """
     top = row_max.max()
     sums = torch.exp(row_max - top) @ probs
-    out = sums.log_().add_(top)
     low = (sums < _UNDERFLOW).nonzero().squeeze(1)
+    out = sums.log_().add_(top)
     if low.numel():  # rare: exact log-sum-exp of those columns
         prefix, last_t = recompute
         out[low] = (prefix @ last_t[:, low]).logsumexp(dim=0)

@@ -128,3 +128,79 @@ def check_topk(
     torch.testing.assert_close(got, values.double(), rtol=tol, atol=tol)
     for q in range(n_q):
         assert len({tuple(t) for t in indices[q].tolist()}) == k
+
+
+def naive_logsumexp_all(
+    factors: Sequence[Tensor], scale: Tensor | float, masks: Sequence[Tensor | None] | None = None
+) -> list[Tensor]:
+    """Every axis's log-sum-exp of the full ``N_0 x ... x N_{M-1}`` tensor.
+
+    Rows masked out get a logit of -inf in every tuple, so their own output is -inf.
+
+    Shapes:
+        factors[m]: ``[N_m, D]``; returns M tensors ``[N_m]``.
+    """
+    logits = naive_logits(factors[0], factors[1:]) * scale
+    k = len(factors)
+    for m, mask in enumerate(masks or [None] * k):
+        if mask is not None:
+            shape = [1] * k
+            shape[m] = -1
+            logits = logits.masked_fill(~mask.view(shape), float("-inf"))
+    return [logits.logsumexp(dim=[j for j in range(k) if j != m]) for m in range(k)]
+
+
+def check_logsumexp_all(
+    sizes: Sequence[int],
+    dim: int,
+    dtype: torch.dtype,
+    seed: int,
+    masked: bool = False,
+    tol: float | None = None,
+    **kwargs: object,
+) -> None:
+    """``mip_logsumexp_all`` on the current path: every output and every gradient (scale
+    included) against float64 autograd through the naive tensor, from the same inputs.
+
+    With ``masked``, about a third of each factor's rows (never all) are masked out; their
+    outputs must be -inf and their gradients zero.
+    """
+    from anymodal.kernels import mip_logsumexp_all
+
+    gen = torch.Generator().manual_seed(seed)
+    normalize = dtype not in (torch.float32, torch.float64)
+    tensors = make_inputs(sizes, dim, dtype=dtype, seed=seed, normalize=normalize)
+    masks = None
+    if masked:
+        masks = [torch.rand(n, generator=gen) > 0.33 for n in sizes]
+        for mask in masks:
+            mask[0] = True  # at least one row each
+    scale = 4.0 if normalize else 1.3
+    leaves = [t.clone().requires_grad_() for t in tensors]
+    s_dtype = torch.float64 if dtype == torch.float64 else torch.float32
+    s = torch.tensor(scale, dtype=s_dtype, requires_grad=True)
+    ref_leaves = [t.detach().double().requires_grad_() for t in tensors]
+    ref_s = torch.tensor(scale, dtype=torch.float64, requires_grad=True)
+    weights = [torch.randn(n, generator=gen, dtype=torch.float64) for n in sizes]
+
+    outs = mip_logsumexp_all(leaves, s, masks=masks, **kwargs)  # type: ignore[arg-type]
+    refs = naive_logsumexp_all(ref_leaves, ref_s, masks)
+    tol = TOL[dtype] if tol is None else tol
+    want_dtype = torch.float64 if dtype == torch.float64 else torch.float32
+    for out, ref in zip(outs, refs):
+        assert out.dtype == want_dtype and out.shape == ref.shape
+        torch.testing.assert_close(out.double(), ref, rtol=tol, atol=tol)
+    # Masked rows are -inf: their weight must not enter the loss (inf * 0 is nan).
+    loss = sum(
+        (torch.where(r.isinf(), 0.0, o.double()) * w).sum() for o, r, w in zip(outs, refs, weights)
+    )
+    ref_loss = sum((torch.where(r.isinf(), 0.0, r) * w).sum() for r, w in zip(refs, weights))
+    loss.backward()
+    ref_loss.backward()
+    for got, want in zip([*leaves, s], [*ref_leaves, ref_s]):
+        assert got.grad is not None and got.grad.dtype == got.dtype
+        bound = tol * max(1.0, want.grad.abs().max().item())
+        torch.testing.assert_close(got.grad.double(), want.grad, rtol=tol, atol=bound)
+    if masks is not None:
+        for leaf, mask in zip(leaves, masks):
+            assert leaf.grad is not None and (leaf.grad[~mask] == 0).all()
