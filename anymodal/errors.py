@@ -22,8 +22,10 @@ class ConfigError(AnymodalError):
 
 
 class ArtifactError(AnymodalError):
-    """A saved artefact (model folder, index, checkpoint) is missing a file, damaged, or not
-    what was expected; the message names the file."""
+    """A saved artefact (model folder, index, checkpoint) is missing, damaged or foreign.
+
+    The message names the file at fault and what was expected.
+    """
 
 
 class DataError(AnymodalError):

@@ -26,7 +26,7 @@ from anymodal.errors import ArtifactError, ConfigError
 from anymodal.model import io
 from anymodal.model.embed import embed_items
 from anymodal.model.provenance import check_plugins, provenance
-from anymodal.plugins import create_encoder, create_objective, get_modality
+from anymodal.plugin_host.manager import create_encoder, create_objective, get_modality
 from anymodal.types import PRESENT_KEY, Batch, ModalitySpec
 
 __all__ = ["MultiModalModel", "ProjectionHead", "build_model", "load_model", "save_model"]
@@ -62,6 +62,7 @@ class ProjectionHead(nn.Module):
             raise ConfigError(f"model.head is {kind!r}; valid choices: linear, mlp")
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
+        """Project encoder features into the shared space."""
         return self.net(features)
 
 
@@ -125,6 +126,7 @@ class MultiModalModel(nn.Module):
 
     @property
     def device(self) -> torch.device:
+        """The device of the model's parameters."""
         return next(self.parameters()).device
 
     def logit_scale(self) -> torch.Tensor:
@@ -194,17 +196,59 @@ class MultiModalModel(nn.Module):
                    if k in embeddings}
         return self.objective(embeddings, self.logit_scale(), present or None)
 
+    def missing_embeddings(self, absent: Iterable[str]) -> dict[str, torch.Tensor]:
+        """The learned missing embeddings of ``absent`` modalities, as training used them.
+
+        Shapes:
+            returns ``{m: [embed_dim]}``.
+        """
+        return {key: self._normalise(self.missing[key]).detach() for key in absent}
+
+    def absent_modalities(self, query: Iterable[str], target: str | None) -> list[str]:
+        """The model's modalities in neither ``query`` nor ``target``.
+
+        Raises:
+            ConfigError: ``target`` is None and more than one modality is absent while the
+                objective scores with the missing embeddings (``query_rule == "product"``).
+        """
+        query = list(query)
+        if target is None:
+            rest = [key for key in self.modalities if key not in query]
+            if len(rest) > 1 and getattr(self.objective, "query_rule", None) == "product":
+                raise ConfigError(
+                    f"objective {self.config.objective.name!r} scores a query of {query} with "
+                    f"the missing embeddings of the absent modalities, and the candidates "
+                    f"could be any of {rest}: pass target=<the candidates' modality>")
+            target = rest[0] if len(rest) == 1 else None
+        return [key for key in self.modalities if key not in query and key != target]
+
     @torch.no_grad()
-    def score(self, query: dict[str, torch.Tensor], candidates: torch.Tensor) -> torch.Tensor:
-        """Rank ``candidates`` for query embeddings of one or more modalities, with the
-        objective's own rule (``objective.score``). Higher is better."""
-        return self.objective.score(query, candidates, self.logit_scale())
+    def score(self, query: dict[str, torch.Tensor], candidates: torch.Tensor,
+              target: str | None = None) -> torch.Tensor:
+        """Rank ``candidates`` for each query by the objective's own rule; higher is better.
+
+        The rule is ``objective.score``. A query that lacks some of the model's
+        modalities is scored the way training scored such rows: the objective gets the
+        learned missing embeddings of the modalities in neither the query nor ``target``
+        (Symile multiplies them in).
+
+        Args:
+            query: the query embeddings of one or more modalities, ``{m: [Q, D]}``.
+            candidates: the candidate embeddings, ``[C, D]``.
+            target: the candidates' modality; may be left out when it is the only
+                modality the query lacks, or when the objective ignores missing embeddings.
+        """
+        missing = self.missing_embeddings(self.absent_modalities(query, target))
+        if not missing:  # objectives written before ``missing`` existed keep working
+            return self.objective.score(query, candidates, self.logit_scale())
+        return self.objective.score(query, candidates, self.logit_scale(), missing=missing)
 
     # -- saving ----------------------------------------------------------------------------
 
     def save_pretrained(self, directory: str | os.PathLike[str]) -> Path:
-        """Write ``config.yaml``, ``model.safetensors`` and ``anymodal.json`` into ``directory``
-        (written next to it under a temporary name, then swapped in); returns its path.
+        """Write the model folder (``config.yaml``, ``model.safetensors``, ``anymodal.json``).
+
+        The folder is replaced crash-safely (:mod:`anymodal.utils.atomic`); returns its path.
 
         Args:
             directory: the model folder (replaced if it exists).
@@ -248,8 +292,10 @@ class MultiModalModel(nn.Module):
         return model
 
     def fingerprint(self) -> str:
-        """A hash of the config and weights (:func:`anymodal.model.io.fingerprint`), cached
-        until a weight changes: indexes built by this model carry it."""
+        """A hash of the config and weights: indexes built by this model carry it.
+
+        Computed by :func:`anymodal.model.io.fingerprint` and cached until a weight changes.
+        """
         key = tuple((name, t.data_ptr(), t._version) for name, t in self.state_dict().items())
         cached = _FINGERPRINTS.get(self)
         if cached is not None and cached[0] == key:

@@ -30,8 +30,15 @@ def embed_items(model: MultiModalModel, key: str, items: Iterable[Any], batch_si
     """Embed ``items`` of modality ``key`` in batches, in eval mode, on the model's device.
 
     Args:
+        model: the trained model.
+        key: the modality key of the items.
+        items: raw items (paths, bytes, strings, tensors).
+        batch_size: items embedded at once.
+        progress: show a progress bar.
         on_error: ``raise`` (a :class:`DataError` naming the item's index) or ``skip``
-            (the item is left out and ``(index, reason)`` appended to ``failures``).
+            (the item is left out and ``(index, reason)`` appended to ``failures``). An
+            item whose embedding is not finite is a bad item too.
+        failures: receives ``(index, reason)`` of skipped items.
 
     Shapes:
         output ``[n_ok, embed_dim]``.
@@ -62,8 +69,10 @@ def embed_items(model: MultiModalModel, key: str, items: Iterable[Any], batch_si
 
 def _embed_chunk(model: MultiModalModel, key: str, batch: list[Any], start: int,
                  on_error: str, failures: list[tuple[int, str]] | None) -> torch.Tensor | None:
-    """Embed one batch of raw items; bad items (a load error, or an embedding that is not
-    finite) raise or are reported in ``failures`` by their position ``start + offset``.
+    """Embed one batch of raw items; bad items raise or are reported in ``failures``.
+
+    A bad item (a load error, or an embedding that is not finite) is named by its position
+    ``start + offset``.
 
     Shapes:
         output ``[n_ok, embed_dim]`` on the CPU, or None when no item was good.

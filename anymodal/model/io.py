@@ -90,8 +90,10 @@ def write_model_folder(directory: str | os.PathLike[str], config_yaml: str,
 
 
 def read_manifest(directory: str | os.PathLike[str], verify: bool = True) -> dict[str, Any]:
-    """The ``anymodal.json`` of a model folder, checked for presence, format and (with
-    ``verify``) the size and SHA-256 of every file it lists.
+    """Read the ``anymodal.json`` of a model folder, checked.
+
+    Presence and format are checked, and with ``verify`` the size and SHA-256 of every file
+    it lists.
 
     Args:
         directory: the model folder.

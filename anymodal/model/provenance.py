@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from anymodal.errors import PluginError
-from anymodal.plugins import get_plugin_manager
+from anymodal.plugin_host.manager import get_plugin_manager
 
 if TYPE_CHECKING:
     from anymodal.model.core import MultiModalModel

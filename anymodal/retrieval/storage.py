@@ -52,8 +52,10 @@ TENSORS_FILE = "embeddings.safetensors"
 
 
 class IndexFileError(DataError, ArtifactError):
-    """An index file is missing, damaged, of another format version, or was built by
-    another model. ``source`` is the index's path."""
+    """An index file is missing, damaged, of another version, or of another model.
+
+    ``source`` is the index's path.
+    """
 
 
 @dataclass
@@ -123,8 +125,10 @@ def write_index(path: str | os.PathLike[str], stored: StoredIndex) -> Path:
 
 
 def _check_finite(embeddings: torch.Tensor, ids: list[str], source: object) -> None:
-    """Refuse rows with NaN or infinite values, naming the first (a NaN row would be
-    returned as a top hit)."""
+    """Refuse rows with NaN or infinite values, naming the first.
+
+    A NaN row would otherwise be returned as a top hit.
+    """
     bad = (~torch.isfinite(embeddings).all(dim=1)).nonzero().flatten()
     if bad.numel():
         first = int(bad[0])
@@ -166,7 +170,7 @@ _FIELDS: dict[str, tuple[type, ...]] = {
 
 
 def _check_header_fields(header: dict[str, Any], source: Path) -> None:
-    """Each field a loader relies on is present, of its type, and covered by the digest."""
+    """Check that each field a loader relies on is present, typed and covered by the digest."""
     for key, types in _FIELDS.items():
         if key not in header:
             raise IndexFileError(source, f"is damaged: key {key!r} is missing")

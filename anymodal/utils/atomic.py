@@ -40,13 +40,19 @@ __all__ = [
     "atomic_file",
     "atomic_write_bytes",
     "atomic_write_text",
+    "commit",
     "current_umask",
+    "discard",
     "recover",
+    "stage",
+    "sweep",
 ]
 
 STAGING = "staging"
 ASIDE = "aside"
-_HIDDEN = re.compile(r"^\.(?P<name>.+)\.(?P<kind>staging|aside)-(?P<pid>\d+)-[0-9a-f]+$")
+TRASH = "trash"
+_HIDDEN = re.compile(
+    r"^\.(?P<name>.+)\.(?P<kind>staging|aside|trash)-(?P<pid>\d+)-[0-9a-f]+$")
 _RENAME_EXCHANGE = 2
 _AT_FDCWD = -100
 _UMASK_LOCK = threading.Lock()
@@ -72,7 +78,8 @@ def hidden_sibling(target: Path, kind: str) -> Path:
 
     Args:
         target: the destination path.
-        kind: ``staging`` (a copy being written) or ``aside`` (a complete copy moved away).
+        kind: ``staging`` (a copy being written), ``aside`` (a complete copy moved away
+            during a replace) or ``trash`` (a copy being deleted).
     """
     return target.with_name(f".{target.name}.{kind}-{os.getpid()}-{secrets.token_hex(4)}")
 
@@ -131,6 +138,37 @@ def recover(target: str | os.PathLike[str]) -> None:
         _remove(path)
 
 
+def sweep(folder: str | os.PathLike[str]) -> None:
+    """:func:`recover` every destination in ``folder`` that has hidden leftovers.
+
+    Args:
+        folder: a folder holding several artefacts (e.g. ``checkpoints/``).
+    """
+    root = Path(folder)
+    if not root.is_dir():
+        return
+    names = {m["name"] for child in root.iterdir() if (m := _HIDDEN.match(child.name))}
+    for name in sorted(names):
+        recover(root / name)
+
+
+def discard(path: str | os.PathLike[str]) -> None:
+    """Delete a folder or file so that a crash never leaves half of it under its name.
+
+    It is renamed to a hidden ``trash`` sibling first (atomic), then deleted.
+
+    Args:
+        path: what to delete (nothing happens if it is absent).
+    """
+    path = Path(path)
+    trash = hidden_sibling(path, TRASH)
+    try:
+        os.rename(path, trash)
+    except FileNotFoundError:
+        return
+    _remove(trash)
+
+
 def _libc_renameat2() -> object | None:
     try:
         return getattr(ctypes.CDLL(None, use_errno=True), "renameat2", None)
@@ -160,8 +198,11 @@ def _exchange(a: Path, b: Path) -> bool:
 
 
 def _swap_in(staging: Path, target: Path) -> None:
-    """Put the complete ``staging`` copy at ``target``; afterwards ``staging`` holds the old
-    copy or nothing. Retries when another writer swaps at the same moment."""
+    """Put the complete ``staging`` copy at ``target``.
+
+    Afterwards ``staging`` holds the old copy or nothing. Retries when another writer swaps
+    at the same moment.
+    """
     for _ in range(_SWAP_ATTEMPTS):
         try:
             if _exchange(staging, target):
@@ -175,8 +216,10 @@ def _swap_in(staging: Path, target: Path) -> None:
 
 
 def _aside_then_in(staging: Path, target: Path) -> bool:
-    """Where no exchange exists: move the old copy aside, rename the new one in, delete the
-    old one. ``False`` when another writer got in between (the caller retries)."""
+    """Move the old copy aside, rename the new one in, delete the old one (no exchange).
+
+    Returns ``False`` when another writer got in between (the caller retries).
+    """
     aside = hidden_sibling(target, ASIDE)
     os.rename(target, aside)  # FileNotFoundError if another writer moved it first
     try:
@@ -224,10 +267,46 @@ def _fsync_dir(folder: Path) -> None:
             os.close(fd)
 
 
+def stage(target: str | os.PathLike[str]) -> Path:
+    """Make the empty staging folder for a new copy of ``target`` (after :func:`recover`).
+
+    Fill it, then :func:`commit` it; on failure, :func:`discard` it. Use
+    :func:`atomic_directory` unless several processes fill one staging folder.
+
+    Args:
+        target: the destination folder.
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    recover(target)
+    staging = hidden_sibling(target, STAGING)
+    os.mkdir(staging)  # the umask applies, unlike mkdtemp's 0700
+    return staging
+
+
+def commit(staging: str | os.PathLike[str], target: str | os.PathLike[str]) -> Path:
+    """Swap a complete staging folder in at ``target`` and delete the old copy.
+
+    Args:
+        staging: a folder made by :func:`stage`, now complete.
+        target: the destination folder.
+    """
+    staging, target = Path(staging), Path(target)
+    try:
+        _settle(staging, current_umask())
+        _swap_in(staging, target)
+    finally:
+        _remove(staging)  # the failed new copy, or the old one after an exchange
+    _fsync_dir(target.parent)
+    return target
+
+
 @contextlib.contextmanager
 def atomic_directory(target: str | os.PathLike[str]) -> Iterator[Path]:
-    """Write a folder crash-safely: fill the yielded staging folder; it replaces ``target``
-    when the block ends without an exception (and is deleted when it raises).
+    """Write a folder crash-safely through the yielded staging folder.
+
+    The staging folder replaces ``target`` when the block ends without an exception, and is
+    deleted when it raises.
 
     Args:
         target: the destination folder (created, or replaced as a whole).
@@ -237,24 +316,21 @@ def atomic_directory(target: str | os.PathLike[str]) -> Iterator[Path]:
         with atomic_directory("out/model") as tmp:
             (tmp / "config.yaml").write_text(text)
     """
-    target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    recover(target)
-    staging = hidden_sibling(target, STAGING)
-    os.mkdir(staging)  # the umask applies, unlike mkdtemp's 0700
+    staging = stage(target)
     try:
         yield staging
-        _settle(staging, current_umask())
-        _swap_in(staging, target)
-    finally:
-        _remove(staging)  # the failed new copy, or the old one after an exchange
-    _fsync_dir(target.parent)
+    except BaseException:
+        _remove(staging)
+        raise
+    commit(staging, target)
 
 
 @contextlib.contextmanager
 def atomic_file(target: str | os.PathLike[str]) -> Iterator[Path]:
-    """Write a file crash-safely: write to the yielded staging path (a library may create
-    it); it replaces ``target`` in one ``os.replace`` when the block ends without error.
+    """Write a file crash-safely through the yielded staging path.
+
+    Write to the staging path (a library may create it); it replaces ``target`` in one
+    ``os.replace`` when the block ends without error.
 
     Args:
         target: the destination file.
