@@ -30,7 +30,7 @@ A whole plugin module (the entry point names it)::
   options (``binds``): built for a configured modality, the encoder receives them, so a
   recipe states ``n_mels`` once, under ``options``.
 - :func:`derive_modality` / :func:`derive_encoder` build on what is already registered
-  (see :func:`anymodal.plugins.lookup_registered` for the order).
+  (see :func:`anymodal.plugin_host.manager.lookup_registered` for the order).
 """
 
 from __future__ import annotations
@@ -44,9 +44,9 @@ from functools import partial
 from typing import Any, TypeVar
 
 from anymodal.errors import ConfigError, PluginError
-from anymodal.hookspecs import hookimpl
-from anymodal.params import build_params
+from anymodal.plugin_host.hookspecs import hookimpl
 from anymodal.types import EncoderSpec, ModalitySpec
+from anymodal.utils.params import build_params
 
 __all__ = [
     "bind_encoder_params",
@@ -323,10 +323,18 @@ def _configure_derived(config: Any, *, name: str, base: Callable[[Any], Modality
     )
 
 
+def _renamed(encoder_name: str, base: str, name: str) -> str:
+    """``audio_ast_tiny`` of ``audio`` -> ``my_audio_ast_tiny`` of ``my_audio``."""
+    suffix = encoder_name[len(base):] if encoder_name.startswith(base + "_") else (
+        "_" + encoder_name)
+    return name + suffix
+
+
 def derive_modality(name: str, base: str, *, default_encoder: str | None = None,
                     description: str | None = None, **options: Any) -> ModalitySpec:
-    """A new modality ``name`` that reads, prepares and batches as the registered ``base``,
-    with its own default ``options``.
+    """A new modality ``name`` that works as the registered ``base``, with its own defaults.
+
+    It reads, prepares and batches as ``base``, with ``options`` as its default options.
 
     Call it from a register hook (or a function given to :func:`plugin_hooks`): ``base``
     must already be registered (built-ins first, then plugins by entry-point name).
@@ -335,7 +343,8 @@ def derive_modality(name: str, base: str, *, default_encoder: str | None = None,
         name: the new modality's name.
         base: a registered modality (``"vector"``, ``"audio"``).
         default_encoder: the new modality's default encoder (register one for it with
-            :func:`derive_encoder`); defaults to ``<name>_<base default encoder>``.
+            :func:`derive_encoder`); defaults to the base's default encoder renamed
+            (``audio_ast_tiny`` -> ``my_audio_ast_tiny``).
         description: one line for ``anymodal plugins``.
         **options: defaults of the base's options for the new modality.
 
@@ -343,7 +352,7 @@ def derive_modality(name: str, base: str, *, default_encoder: str | None = None,
         PluginError: ``base`` is not registered (yet), or has no options to derive from.
         ConfigError: an option ``base`` does not define, or of the wrong type.
     """
-    from anymodal.plugins import lookup_registered
+    from anymodal.plugin_host.manager import lookup_registered
 
     parent: ModalitySpec = lookup_registered("modalities", base)
     if parent.config_cls is None or parent.configure is None:
@@ -351,7 +360,7 @@ def derive_modality(name: str, base: str, *, default_encoder: str | None = None,
     config = build_params(parent.config_cls, options, f"modality {name!r} (from {base!r})")
     return _configure_derived(
         config, name=name, base=parent.configure,
-        default_encoder=default_encoder or f"{name}_{parent.default_encoder}",
+        default_encoder=default_encoder or _renamed(parent.default_encoder, base, name),
         description=description or f"{parent.description} (as {name!r}, from {base!r})",
     )
 
@@ -369,7 +378,7 @@ def derive_encoder(name: str, base: str, modality: str,
     Raises:
         PluginError: ``base`` is not registered (yet), or ``name`` breaks the naming rule.
     """
-    from anymodal.plugins import lookup_registered
+    from anymodal.plugin_host.manager import lookup_registered
 
     _check_encoder_name(name, modality)
     parent: EncoderSpec = lookup_registered("encoders", base)

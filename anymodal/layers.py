@@ -53,6 +53,7 @@ class SelfAttention(nn.Module):
         self.proj = nn.Linear(dim, dim)
 
     def forward(self, x: torch.Tensor, keep: torch.Tensor | None = None) -> torch.Tensor:
+        """Attend over the tokens of each row; padded keys (``keep`` False) are masked."""
         batch, length, dim = x.shape
         q, k, v = self.qkv(x).view(batch, length, 3, self.heads, -1).permute(2, 0, 3, 1, 4)
         # Padded keys are never attended to; padded queries still attend to the real tokens,
@@ -91,5 +92,6 @@ class TransformerBlock(nn.Module):
         self.drop = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor, keep: torch.Tensor | None = None) -> torch.Tensor:
+        """Apply the attention and MLP sub-layers (see the class for shapes)."""
         x = x + self.drop(self.attn(self.norm1(x), keep))
         return x + self.drop(self.mlp(self.norm2(x)))

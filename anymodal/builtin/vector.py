@@ -80,12 +80,14 @@ def load_vector(source: Any, config: VectorConfig) -> torch.Tensor:
 
 
 def transform_vector(raw: torch.Tensor, train: bool, config: VectorConfig) -> torch.Tensor:
+    """``raw``, plus Gaussian noise of ``train_noise`` in training."""
     if train and config.train_noise > 0:
         return raw + config.train_noise * torch.randn_like(raw)
     return raw
 
 
 def collate_vectors(items: list[torch.Tensor]) -> torch.Tensor:
+    """Stack ``B`` vectors ``[dim]`` into ``[B, dim]``."""
     return torch.stack(items)
 
 
@@ -162,6 +164,7 @@ class VectorMLP(nn.Module):
         self.net = nn.Sequential(*layers)
 
     def forward(self, batch: torch.Tensor) -> torch.Tensor:
+        """Embed ``[B, in_dim]`` vectors as ``[B, width]``."""
         if batch.shape[-1] != self.config.in_dim:
             raise ValueError(
                 f"vector_mlp expects vectors of in_dim={self.config.in_dim}, got "

@@ -385,7 +385,10 @@ def get_modality(name: str, **params: Any) -> ModalitySpec:
         return spec
     if spec.configure is None:
         raise PluginError(f"modality {name!r} has a config_cls but no configure function")
-    return spec.configure(build_params(spec.config_cls, params, f"modality {name!r}"))
+    # Options missing from params keep the registered spec's values (a derived modality's
+    # defaults differ from its config_cls's): OmegaConf reads an instance as the schema.
+    defaults = spec.config if spec.config is not None else spec.config_cls
+    return spec.configure(build_params(defaults, params, f"modality {name!r}"))
 
 
 def get_encoder_spec(name: str) -> EncoderSpec:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+import types
 from pathlib import Path
 
 import torch
@@ -53,3 +54,29 @@ def test_a_dataloader_with_workers_batches_real_files(media: Path) -> None:
     # 1 s and 1.5 s files give 3 evaluation clips of 0.5 s each (eval_clips=3).
     assert batch["features"].shape == (12, 48, 32) and batch["mask"].all()
     assert batch["item_index"].tolist() == torch.arange(4).repeat_interleave(3).tolist()
+
+
+def test_a_plugin_derives_my_audio_from_audio() -> None:
+    """A plugin registered after the audio plugin builds ``my_audio`` on it."""
+    from anymodal.plugin_host.manager import PluginManager
+
+    def my_audio() -> anymodal.ModalitySpec:
+        return anymodal.derive_modality("my_audio", base="audio", n_mels=24, clip_seconds=0.5,
+                                        default_encoder="my_audio_cnn_small")
+
+    def my_audio_cnn() -> anymodal.EncoderSpec:
+        return anymodal.derive_encoder("my_audio_cnn_small", base="audio_cnn_small",
+                                       modality="my_audio")
+
+    hooks = anymodal.plugin_hooks(modalities=[my_audio], encoders=[my_audio_cnn])
+    plugin = types.SimpleNamespace(anymodal_register_modalities=hooks[0],
+                                   anymodal_register_encoders=hooks[1])
+    manager = PluginManager(allow=["audio"]).load()
+    assert manager.register_plugin(plugin, name="my_audio_plugin"), manager.failures
+    spec = manager.modalities.get("my_audio")
+    assert spec.config.n_mels == 24 and spec.default_encoder == "my_audio_cnn_small"
+    derived = manager.encoders.get("my_audio_cnn_small")
+    params = anymodal.authoring.bind_encoder_params(derived, spec, {"channels": [8], "width": 8})
+    encoder = derived.factory(derived.config_cls(**params))
+    batch = spec.collate(spec.synthesize(3, torch.Generator().manual_seed(0)))
+    assert batch["features"].shape[-1] == 24 and encoder(batch).shape == (3, 8)
