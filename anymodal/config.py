@@ -17,11 +17,12 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
 
-from anymodal.errors import ConfigError, PluginError
-from anymodal.params import build_params
 from anymodal.authoring import bind_encoder_params
-from anymodal.plugins import get_encoder_spec, get_modality, get_plugin_manager
-from anymodal.registry import suggest
+from anymodal.errors import ConfigError, PluginError
+from anymodal.plugin_host.manager import get_encoder_spec, get_modality, get_plugin_manager
+from anymodal.plugin_host.registry import suggest
+from anymodal.utils.overrides import apply_overrides, check_keys
+from anymodal.utils.params import build_params
 
 __all__ = [
     "DataConfig",
@@ -228,37 +229,36 @@ def load_config(
 
     Args:
         path: a YAML recipe (``None``: the defaults alone).
-        overrides: ``["train.max_steps=10", ...]`` or a (nested) mapping.
+        overrides: ``["train.max_steps=10", ...]`` (``key=value`` replaces the value,
+            ``key+=value`` merges into it: :mod:`anymodal.utils.overrides`), or a nested
+            mapping merged like a recipe.
         validate: check modalities, encoders, objective and their params.
 
     Returns:
         The merged config, typed by :class:`ExperimentConfig` (unknown keys are refused).
     """
     schema = OmegaConf.structured(ExperimentConfig)
-    layers: list[Any] = []
+    layers: list[tuple[str, Any]] = []
     if path is not None:
         path = Path(path)
         if not path.is_file():
             raise ConfigError(f"recipe {path} not found")
         try:
-            layers.append(OmegaConf.load(path))
+            layers.append((f"recipe {path}", OmegaConf.load(path)))
         except Exception as exc:  # yaml.YAMLError and OmegaConf errors
             raise ConfigError(f"recipe {path} is not valid YAML: {exc}") from None
-    if overrides:
-        if isinstance(overrides, Mapping):
-            layers.append(OmegaConf.create(dict(overrides)))
-        else:
-            items = list(overrides)
-            for item in items:
-                if "=" not in item:
-                    raise ConfigError(f"override {item!r} must look like key=value")
-            try:
-                layers.append(OmegaConf.from_dotlist(items))
-            except OmegaConfBaseException as exc:
-                raise ConfigError(f"cannot parse overrides {items}: {exc}") from None
+    items: list[str] = []
+    if isinstance(overrides, Mapping):
+        layers.append(("the overrides", OmegaConf.create(dict(overrides))))
+    elif overrides:
+        items = list(overrides)
+    # Every unknown key of every layer in one message, not the first one merge trips on.
+    check_keys([(where, OmegaConf.to_container(layer)) for where, layer in layers
+                if isinstance(layer, DictConfig)], ExperimentConfig)
     config = schema
-    for layer in layers:
-        config = _merge(config, layer, source=str(path) if layer is not None else "")
+    for where, layer in layers:
+        config = _merge(config, layer, source=where)
+    apply_overrides(config, items, ExperimentConfig)
     if validate:
         validate_config(config)
     return config

@@ -14,7 +14,7 @@ from typing import Any
 import torch
 
 from anymodal.errors import DataError
-from anymodal.plugins import create_encoder, get_modality
+from anymodal.plugin_host.manager import create_encoder, get_modality
 from anymodal.types import EncoderSpec, ModalitySpec
 
 __all__ = ["check_encoder", "check_modality", "synthetic_batch"]

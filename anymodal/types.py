@@ -14,14 +14,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
+if TYPE_CHECKING:  # annotations only: importing anymodal must not import torch
+    import torch
 
 __all__ = [
     "IDS_KEY",
     "PRESENT_KEY",
     "Batch",
+    "CommandSpec",
     "DatasetSpec",
     "DoctorCheck",
     "EncoderSpec",
@@ -160,3 +162,27 @@ class DoctorCheck:
     fix: str = ""
     packages: tuple[str, ...] = ()
     required: bool = True
+
+
+@dataclass(frozen=True)
+class CommandSpec:
+    """A command that a plugin adds to the ``anymodal`` command line.
+
+    The command line loads plugins only for a command that is not built in, so a plugin
+    command costs nothing to the others; its ``run`` should import what it needs.
+
+    Args:
+        name: the subcommand (``anymodal NAME``); a built-in command's name is refused.
+        run: ``run(args: argparse.Namespace) -> int | None``: does the work; the int is
+            the exit status. Raise an :class:`anymodal.AnymodalError` for a clean message.
+        configure: ``configure(parser: argparse.ArgumentParser) -> None`` adds the
+            command's arguments.
+        help: one line for ``anymodal --help`` and ``anymodal plugins``.
+        description: the paragraph of ``anymodal NAME --help`` (default: ``help``).
+    """
+
+    name: str
+    run: Callable[[Any], int | None]
+    configure: Callable[[Any], None] | None = None
+    help: str = ""
+    description: str = ""

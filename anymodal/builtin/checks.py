@@ -12,7 +12,7 @@ import sys
 import textwrap
 from typing import Any
 
-from anymodal.hookspecs import hookimpl
+from anymodal.plugin_host.hookspecs import hookimpl
 from anymodal.types import DoctorCheck
 
 SYNC = "make install (re-syncs .venv to requirements/lock.txt)"

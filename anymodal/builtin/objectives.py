@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from anymodal.hookspecs import hookimpl
+from anymodal.plugin_host.hookspecs import hookimpl
 
 
 @hookimpl

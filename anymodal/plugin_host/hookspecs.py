@@ -68,6 +68,20 @@ def anymodal_register_doctor_checks(register: Any) -> None:
 
 
 @hookspec
+def anymodal_register_commands(register: Any) -> None:
+    """Register commands of the ``anymodal`` command line (llm's ``register_commands``).
+
+    Called when the command line is asked for a command that is not built in (so that
+    ``anymodal --help`` and the built-in commands never load a plugin), and by
+    ``anymodal plugins``. ``anymodal demo --digits`` is the command ``demo-digits`` that
+    the ``anymodal-datasets`` plugin registers here.
+
+    Args:
+        register: call ``register(CommandSpec(...))`` once per command.
+    """
+
+
+@hookspec
 def anymodal_on_step_end(step: int, metrics: dict[str, float], state: Any) -> None:
     """Called on the main process after every optimiser step.
 

@@ -32,12 +32,19 @@ from typing import Any
 
 import pluggy
 
-from anymodal import hookspecs
 from anymodal._version import __version__
 from anymodal.errors import PluginError
-from anymodal.params import build_params
-from anymodal.registry import Registry
-from anymodal.types import DatasetSpec, DoctorCheck, EncoderSpec, ModalitySpec, ObjectiveSpec
+from anymodal.plugin_host import hookspecs
+from anymodal.plugin_host.registry import Registry
+from anymodal.types import (
+    CommandSpec,
+    DatasetSpec,
+    DoctorCheck,
+    EncoderSpec,
+    ModalitySpec,
+    ObjectiveSpec,
+)
+from anymodal.utils.params import build_params
 
 __all__ = [
     "BUILTIN_PLUGINS",
@@ -69,6 +76,7 @@ _REGISTER_HOOKS: tuple[tuple[str, str, type], ...] = (
     ("anymodal_register_objectives", "objectives", ObjectiveSpec),
     ("anymodal_register_datasets", "datasets", DatasetSpec),
     ("anymodal_register_doctor_checks", "doctor_checks", DoctorCheck),
+    ("anymodal_register_commands", "commands", CommandSpec),
 )
 
 
@@ -86,6 +94,7 @@ class PluginInfo:
     objectives: list[str] = field(default_factory=list)
     datasets: list[str] = field(default_factory=list)
     doctor_checks: list[str] = field(default_factory=list)
+    commands: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -146,6 +155,7 @@ class PluginManager:
         self.objectives: Registry[ObjectiveSpec] = Registry("objective")
         self.datasets: Registry[DatasetSpec] = Registry("dataset")
         self.doctor_checks: Registry[DoctorCheck] = Registry("doctor check")
+        self.commands: Registry[CommandSpec] = Registry("command")
         self.plugins: dict[str, PluginInfo] = {}
         self.failures: list[PluginFailure] = []
         self.autoload = (

@@ -11,7 +11,7 @@ Modules:
   alignment and uniformity (pure functions).
 * :mod:`~anymodal.retrieval.evaluation`: retrieval tasks and zero-shot on a manifest.
 * :mod:`~anymodal.retrieval.report`: ``anymodal report`` (PNG, HTML, JSON).
-* :mod:`~anymodal.retrieval.commands` / :mod:`~anymodal.retrieval.cli_run`: the CLI.
+* the commands `anymodal embed|index|search|eval|report` live in :mod:`anymodal.cli`.
 
 Nothing is imported here, so that ``anymodal --help`` stays fast; ``anymodal.Index`` and
 ``anymodal.search`` are the public entry points.

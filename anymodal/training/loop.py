@@ -31,7 +31,7 @@ from anymodal.config import load_config
 from anymodal.data.build import build_dataloader, build_dataset, default_num_workers
 from anymodal.errors import AnymodalError
 from anymodal.model import MultiModalModel
-from anymodal.plugins import get_plugin_manager
+from anymodal.plugin_host.manager import get_plugin_manager
 
 from .batches import training_batches
 from .checkpoint import TrainerState, latest_checkpoint, load_checkpoint, save_checkpoint

@@ -10,7 +10,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from anymodal.errors import ConfigError
-from anymodal.registry import suggest
+from anymodal.plugin_host.registry import suggest
 
 __all__ = ["build_params", "params_to_dict"]
 
@@ -36,9 +36,12 @@ def build_params(config_cls: type | None, params: Mapping[str, Any] | None, what
     if not dataclasses.is_dataclass(config_cls):
         raise ConfigError(f"{what}: config_cls {config_cls!r} is not a dataclass")
     valid = [f.name for f in dataclasses.fields(config_cls)]
-    for key in params:
-        if key not in valid:
-            raise ConfigError(f"{what} has no param {key!r}; {suggest(key, valid)}")
+    unknown = [key for key in params if key not in valid]
+    if len(unknown) == 1:
+        raise ConfigError(f"{what} has no param {unknown[0]!r}; {suggest(unknown[0], valid)}")
+    if unknown:  # every typo at once, not one per attempt
+        raise ConfigError(f"{what} has no params {unknown}; valid params: "
+                          f"{', '.join(sorted(valid))}")
     try:
         schema = OmegaConf.structured(config_cls)
         merged = OmegaConf.merge(schema, params)

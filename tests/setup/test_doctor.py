@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from anymodal import DoctorCheck
-from anymodal.doctor import BROKEN, MISSING, OK, explain_failure, run_check
+from anymodal.cli.doctor import BROKEN, MISSING, OK, explain_failure, run_check
 
 ABI_ERROR = ("{root}/torchaudio/lib/libtorchaudio.so: undefined symbol: "
              "torch_exception_get_what_without_backtrace")
@@ -92,6 +92,6 @@ def test_explain_failure_names_a_missing_system_library():
 
 @pytest.mark.parametrize("name", ["python", "torch", "accelerate"])
 def test_core_checks_are_registered(name):
-    from anymodal.plugins import get_plugin_manager
+    from anymodal.plugin_host.manager import get_plugin_manager
 
     assert name in get_plugin_manager().doctor_checks

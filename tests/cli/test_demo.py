@@ -1,4 +1,4 @@
-"""``anymodal demo --quick`` runs end to end and prints the retrieval table."""
+"""``anymodal demo --quick`` runs end to end and prints the retrieval table beside chance."""
 
 from __future__ import annotations
 

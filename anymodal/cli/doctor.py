@@ -11,15 +11,19 @@ fails there instead of in the middle of a demo.
 
 from __future__ import annotations
 
+import argparse
 import fnmatch
 import importlib.util
 import re
+import sys
 from dataclasses import dataclass
 from importlib import metadata
+from typing import Any
 
 from anymodal.types import DoctorCheck
 
-__all__ = ["CheckResult", "explain_failure", "installed_version", "run_check", "run_checks"]
+__all__ = ["CheckResult", "add_parsers", "cmd_doctor", "explain_failure", "installed_version",
+           "run_check", "run_checks"]
 
 OK, MISSING, BROKEN = "ok", "missing", "broken"
 
@@ -122,7 +126,7 @@ def run_checks(only: str | None = None) -> list[CheckResult]:
         only: a glob; when given, only the checks whose name matches it run (plugin
             failures are always reported).
     """
-    from anymodal.plugins import get_plugin_manager
+    from anymodal.plugin_host.manager import get_plugin_manager
 
     manager = get_plugin_manager()
     names = [name for info in manager.plugins.values() for name in info.doctor_checks
@@ -135,3 +139,41 @@ def run_checks(only: str | None = None) -> list[CheckResult]:
             "make install (re-syncs .venv to requirements/lock.txt)",
         ))
     return results
+
+
+def add_parsers(sub: Any) -> None:
+    """Add ``doctor`` to the ``anymodal`` subparsers."""
+    p = sub.add_parser("doctor", help="check that every dependency loads and works; say how "
+                       "to fix")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--strict", action="store_true",
+                   help="exit 1 when a check fails (make install ends with this)")
+    p.add_argument("--only", metavar="PATTERN", default=None,
+                   help="run only the checks whose name matches this glob ('audio:*')")
+    p.set_defaults(func=cmd_doctor)
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    """One line per check (or JSON); exit 1 under ``--strict`` when one fails.
+
+    Not a table on purpose: a problem stays one line (status, name, why, fix) that a log
+    search or a test can pick out whatever the terminal's width.
+    """
+    from anymodal.cli.output import print_json
+
+    results = run_checks(args.only)
+    if args.json:
+        print_json([{**r.__dict__, "fails_strict": r.fails_strict} for r in results])
+    else:
+        width = max((len(r.name) for r in results), default=0)
+        for r in results:
+            line = f"{r.status:<7}  {r.name:<{width}}  {r.detail}"
+            if r.status != OK and r.fix:
+                line += f"  -- fix: {r.fix}"
+            print(line)
+    failed = [r for r in results if r.fails_strict]
+    if args.strict and failed:
+        print(f"anymodal doctor --strict: {len(failed)} check(s) failed: "
+              f"{', '.join(r.name for r in failed)}", file=sys.stderr)
+        return 1
+    return 0

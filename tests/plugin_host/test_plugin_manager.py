@@ -1,6 +1,6 @@
 """The plugin manager against real (fake) distributions found by ``importlib.metadata``.
 
-In-process tests build their own :class:`anymodal.plugins.PluginManager`, so the process's
+In-process tests build their own :class:`anymodal.plugin_host.manager.PluginManager`, so the process's
 cached manager is untouched; the environment switches are real environment variables.
 Tests of the CLI and of import-time lookups run ``python -m anymodal`` in a subprocess.
 """
@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 import anymodal
-from anymodal.plugins import BUILTIN_PLUGINS, PluginManager
+from anymodal.plugin_host.manager import BUILTIN_PLUGINS, PluginManager
 
 BUILTINS = set(BUILTIN_PLUGINS)
 RunPython = Callable[..., subprocess.CompletedProcess[str]]  # the run_python fixture
