@@ -4,6 +4,11 @@
 column index j); aligned tuples span a small volume, so the logits are ``-s·V``:
 ``L = ( CE(-s·V, diag, ls) + CE(-s·Vᵀ, diag, ls) ) / 2`` with label smoothing ``ls``
 (0.1, as the reference). Volumes come from :mod:`anymodal.objectives.volume`.
+
+Rows with hidden modalities (``present``; subset-consistent training) are scored on the
+volume of the members they have: rows with the same members form a group, scored against
+every row that has those members (see :func:`groups`), so a query of two modalities is
+ranked by the two-volume the loss trained. ``missing="drop"`` keeps complete rows only.
 Across processes: this process's anchor rows against every tuple (rows of ``V``), and
 this process's tuples against every anchor row (columns of ``V``).
 """
@@ -13,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor
 
@@ -75,38 +81,53 @@ class GramLoss(Objective):
         self.volume_fn = gram_volume
 
     def terms(self, shard: Shard) -> tuple[Tensor, dict[str, Tensor]]:
-        """The mean of the two directions' cross-entropies, and each direction."""
+        """The mean of the two directions' cross-entropies, and each direction.
+
+        Rows are grouped by the members they have (see :func:`groups`); each group's
+        rows are scored against the rows that have at least those members.
+        """
         a = check_anchor(self.config.anchor, shard.names, self.name)
-        others = [m for m in shard.names if m != a]
-        rows = shard.select(shard.rows_for(self.config.missing))
-        ls = self.config.label_smoothing
-        if rows.count < 2:
+        present = {m: shard.present[m] for m in shard.names}
+        if self.config.missing == "drop":
+            complete = shard.complete_rows()
+            present = {m: complete for m in shard.names}
+        found = groups(present, a)
+        count = int(sum(int(g.rows.sum()) for g in found))
+        if count < 2:
             forward_term = backward_term = loss = shard.tie
         else:
-            anchors_all = rows.every(shard.full[a])
-            tuples_all = [rows.every(shard.full[m]) for m in others]
-            anchors_mine = rows.mine(shard.local[a])
-            tuples_mine = [rows.mine(shard.local[m]) for m in others]
-            # Logits -s·V: rows are this process's anchors, columns every tuple; and the
-            # transposed direction: this process's tuples against every anchor.
-            rows_logits = -shard.scale * self.volume_fn(anchors_mine, tuples_all)
-            if shard.world == 1:  # this process's rows are the whole batch: V once
-                cols_logits = rows_logits.T
-            else:
-                cols_logits = -shard.scale * self.volume_fn(anchors_all, tuples_mine).T
-            forward_sum = F.cross_entropy(rows_logits, rows.targets, label_smoothing=ls,
-                                          reduction="sum")
-            backward_sum = F.cross_entropy(cols_logits, rows.targets, label_smoothing=ls,
-                                           reduction="sum")
-            forward_term = shard.share(forward_sum, rows.count)
-            backward_term = shard.share(backward_sum, rows.count)
+            sums = [self._group_sums(shard, g) for g in found]
+            forward_term = shard.share(torch.stack([f for f, _ in sums]).sum(), count)
+            backward_term = shard.share(torch.stack([b for _, b in sums]).sum(), count)
             loss = (forward_term + backward_term) / 2
         parts = {
             f"{a}_to_others_loss": forward_term,
             f"others_to_{a}_loss": backward_term,
-            "rows": count_tensor(rows.count, shard.scale),
+            "rows": count_tensor(count, shard.scale),
         }
         return loss, parts
+
+    def _group_sums(self, shard: Shard, group: Group) -> tuple[Tensor, Tensor]:
+        """Summed cross-entropies of this process's rows of ``group``, both directions."""
+        mine = shard.select(group.rows)
+        if mine.local.numel() == 0:
+            return shard.tie, shard.tie
+        # The positive of row i is i's position among the group's candidate rows.
+        targets = (torch.cumsum(group.candidates.long(), 0) - 1)[shard.offset + mine.local]
+        anchors_all = shard.full[group.anchor][group.candidates]
+        tuples_all = [shard.full[m][group.candidates] for m in group.members]
+        anchors_mine = shard.local[group.anchor][mine.local]
+        tuples_mine = [shard.local[m][mine.local] for m in group.members]
+        # Logits -s·V: this process's anchors against every candidate tuple, and this
+        # process's tuples against every candidate anchor.
+        rows_logits = -shard.scale * self.volume_fn(anchors_mine, tuples_all)
+        if shard.world == 1 and bool(torch.equal(group.rows, group.candidates)):
+            cols_logits = rows_logits.T  # the whole batch, one group: V once
+        else:
+            cols_logits = -shard.scale * self.volume_fn(anchors_all, tuples_mine).T
+        ls = self.config.label_smoothing
+        return (F.cross_entropy(rows_logits, targets, label_smoothing=ls, reduction="sum"),
+                F.cross_entropy(cols_logits, targets, label_smoothing=ls, reduction="sum"))
 
     def score(
         self, query: Mapping[str, Tensor], candidates: Tensor, logit_scale: Tensor | float,
@@ -120,6 +141,50 @@ class GramLoss(Objective):
         tensors = check_query(query, candidates)
         volume = self.volume_fn(candidates, tensors)  # [C, Q]
         return -as_scale(logit_scale, candidates) * volume.T
+
+
+@dataclass
+class Group:
+    """Rows of a batch that have the same members, and the rows they are scored against.
+
+    Args:
+        anchor: the modality in the anchor role for these rows.
+        members: the other modalities they have, in the batch's order.
+        rows: which global rows are in the group. ``BoolTensor[N]``.
+        candidates: the rows that have the anchor and every member (``rows`` among them).
+    """
+
+    anchor: str
+    members: tuple[str, ...]
+    rows: Tensor
+    candidates: Tensor
+
+
+def groups(present: Mapping[str, Tensor], anchor: str) -> list[Group]:
+    """The rows of a batch grouped by the modalities they have.
+
+    A row's tuple is its present modalities: the configured ``anchor`` in the anchor role
+    when the row has it, else its first present modality (the volume is symmetric in its
+    arguments, so the role only names the two directions of the loss). Rows with fewer
+    than two modalities take no part. Without hidden modalities there is one group, the
+    whole batch, and this is GRAM as published.
+
+    Shapes:
+        present: ``{m: BoolTensor[N]}`` in the batch's modality order.
+    """
+    names = list(present)
+    mask = torch.stack([present[m] for m in names], dim=1)  # [N, M]
+    order = [names.index(anchor)] + [k for k, m in enumerate(names) if m != anchor]
+    found = []
+    for pattern in torch.unique(mask, dim=0).tolist():
+        have = [k for k in order if pattern[k]]
+        if len(have) < 2:
+            continue
+        rows = (mask == torch.tensor(pattern, device=mask.device)).all(dim=1)
+        candidates = mask[:, have].all(dim=1)
+        members = tuple(names[k] for k in sorted(have[1:]))
+        found.append(Group(names[have[0]], members, rows, candidates))
+    return found
 
 
 SPEC = ObjectiveSpec(

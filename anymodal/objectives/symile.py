@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from anymodal.errors import ConfigError
 from anymodal.objectives.base import (
     MISSING_CHOICES,
     Objective,
@@ -153,6 +154,11 @@ class SymileLoss(Objective):
             returns ``[Q, C]``.
         """
         check_query(query, candidates)
+        if missing and self.config.missing == "drop":
+            raise ConfigError(
+                f"symile was trained with missing='drop' (complete rows only), so a query "
+                f"without {sorted(missing)} has no trained score; train with "
+                "missing='embedding' and modality dropout to answer subset queries")
         product = query_product(query, missing)
         return as_scale(logit_scale, candidates) * (product @ candidates.T)
 

@@ -225,7 +225,7 @@ def evaluate_retrieval(model: MultiModalModel, data: EmbeddedManifest | str | Pa
         ranks, precisions = [], []
         for start in range(0, pos.shape[0], block):
             part = {m: q[start:start + block].to(device) for m, q in queries.items()}
-            scores = model.score(part, gallery).float().cpu()
+            scores = model.score(part, gallery, target=task.target).float().cpu()
             ranks.append(first_positive_rank(scores, pos[start:start + block]))
             precisions.append(average_precision(scores, pos[start:start + block]))
         metrics = summarize(torch.cat(ranks), torch.cat(precisions), ks)
@@ -348,7 +348,7 @@ def zero_shot(model: MultiModalModel, data: EmbeddedManifest | str | Path, *,
         if not rows:
             continue
         x = torch.stack(rows).to(model.device)
-        scores = model.score({m: x}, class_emb.to(model.device)).float().cpu()
+        scores = model.score({m: x}, class_emb.to(model.device), target=class_mod).float().cpu()
         accuracy = zero_shot_accuracy(scores, torch.tensor(labels), ks)
         results[m] = {**{f"top{k}": v for k, v in accuracy.items()},
                       "items": float(len(rows)), "classes": float(len(names))}

@@ -117,7 +117,7 @@ def measures(model: MultiModalModel, embeddings: dict[str, Tensor], labels: Tens
     recall = {}
     for a, b in pair_names:
         scores = model.score({a: embeddings[a].to(model.device)},
-                             embeddings[b].to(model.device)).float().cpu()
+                             embeddings[b].to(model.device), target=b).float().cpu()
         recall[f"{a}->{b}"] = retrieval_metrics(scores, positives)
     return {
         "alignment": {f"{a}-{b}": alignment(embeddings[a], embeddings[b])
@@ -172,7 +172,7 @@ def _plot_heatmap(ax: Axes, model: MultiModalModel, embeddings: dict[str, Tensor
     # Rows sorted by label: matching rows form blocks on the diagonal.
     order = labels[:size].argsort(stable=True)
     scores = model.score({a: embeddings[a][:size][order].to(model.device)},
-                         embeddings[b][:size][order].to(model.device)).float().cpu()
+                         embeddings[b][:size][order].to(model.device), target=b).float().cpu()
     image = ax.imshow(scores.numpy(), cmap="viridis", aspect="auto")
     ax.figure.colorbar(image, ax=ax, fraction=0.046)
     ax.set_title(f"score({a} → {b}), {scores.shape[0]} rows sorted by label")

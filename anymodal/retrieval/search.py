@@ -175,7 +175,8 @@ def search_embeddings(model: MultiModalModel, query: Mapping[str, Tensor], index
     if index.backend == "exact":
         where = torch.device(device) if device is not None else model.device
         moved = {m: q.to(where, torch.float32) for m, q in query.items()}
-        values, rows = index.exact_topk(lambda chunk: model.score(moved, chunk), k, where)
+        values, rows = index.exact_topk(
+            lambda chunk: model.score(moved, chunk, target=index.modality), k, where)
     else:
         values, rows = _faiss_search(model, query, index, k, rerank)
     return [[index.hit(int(r), float(v)) for v, r in zip(vs, rs) if r >= 0]
@@ -211,7 +212,9 @@ def _faiss_search(model: MultiModalModel, query: Mapping[str, Tensor], index: In
     cpu = {m: q.detach().to("cpu", torch.float32) for m, q in query.items()}
     rule = query_rule(model.objective)
     if rule in ("sum", "product"):
-        directions = query_vector(model.objective, cpu)[:, None, :]  # type: ignore[index]
+        missing = model.missing_embeddings(model.absent_modalities(cpu, index.modality))
+        vector = query_vector(model.objective, cpu, {m: v.cpu() for m, v in missing.items()})
+        directions = vector[:, None, :]  # type: ignore[index]
         wanted = min(len(index), k)
     else:
         # Candidate generation only; the objective's score re-ranks below. For GRAM the
@@ -232,7 +235,8 @@ def _faiss_search(model: MultiModalModel, query: Mapping[str, Tensor], index: In
         rows = candidates[start:start + block]
         unique, inverse = torch.unique(rows.clamp(min=0), return_inverse=True)
         part = {m: q[start:start + block].to(model.device) for m, q in cpu.items()}
-        scores = model.score(part, embeddings[unique].to(model.device)).float().cpu()
+        scores = model.score(part, embeddings[unique].to(model.device),
+                             target=index.modality).float().cpu()
         scores = scores.gather(1, inverse).masked_fill(rows < 0, float("-inf"))
         v, pos = scores.topk(min(k, scores.shape[1]), dim=1)
         out_v.append(v)
@@ -300,7 +304,10 @@ def search_tuples_embeddings(model: MultiModalModel, query: Mapping[str, Tensor]
     n_queries = next(iter(query.values())).shape[0]
     if any(len(index) == 0 for index in indexes):
         return [[] for _ in range(n_queries)]
-    vector = query_vector(model.objective, query)
+    # The modalities in neither the query nor the tuple take part by their missing embeddings.
+    targets = {index.modality for index in indexes}
+    absent = [m for m in model.modalities if m not in query and m not in targets]
+    vector = query_vector(model.objective, query, model.missing_embeddings(absent))
     assert vector is not None
     factors = [index.embeddings for index in indexes]
     total = 1

@@ -148,6 +148,35 @@ def gram(
     return (rows + cols) / 2
 
 
+def gram_subsets(emb: Emb, s: Tensor, present: Present, anchor: str | None = None,
+                 smoothing: float = 0.1) -> Tensor:
+    """GRAM on the members each row has: row i's tuple is its present modalities (the
+    anchor first when present, else its first present modality); it is contrasted, both
+    ways, with every row j that has all of i's members, on the volume of those members."""
+    names = list(emb)
+    a = anchor or names[0]
+    n = emb[a].shape[0]
+    order = [a] + [m for m in names if m != a]
+    has = {m: (present[m] if present is not None and m in present
+               else torch.ones(n, dtype=torch.bool)) for m in names}
+    forward, backward, count = 0.0, 0.0, 0
+    for i in range(n):
+        mine = [m for m in order if has[m][i]]
+        if len(mine) < 2:
+            continue
+        head, rest = mine[0], [m for m in names if m in mine[1:]]
+        cands = [j for j in range(n) if all(has[m][j] for m in mine)]
+        target = cands.index(i)
+        rows = torch.stack([volume([emb[head][i]] + [emb[m][j] for m in rest]) for j in cands])
+        cols = torch.stack([volume([emb[head][j]] + [emb[m][i] for m in rest]) for j in cands])
+        forward = forward + _ce(-s * rows, target, smoothing)
+        backward = backward + _ce(-s * cols, target, smoothing)
+        count += 1
+    if count < 2:
+        return s * 0.0
+    return (forward / count + backward / count) / 2
+
+
 def _views(emb: Emb, keep: Tensor | None) -> list[Tensor]:
     return [x[keep] if keep is not None else x for x in emb.values()]
 

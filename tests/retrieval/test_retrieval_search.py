@@ -21,7 +21,8 @@ from anymodal.retrieval.search import (
 from .conftest import OBJECTIVES, synth
 
 
-def direct_scores(model: Any, query: dict[str, Tensor], candidates: Tensor) -> Tensor:
+def direct_scores(model: Any, query: dict[str, Tensor], candidates: Tensor,
+                  target: str | None = None) -> Tensor:
     """Each objective's retrieval rule, written independently of ``objective.score``.
 
     Shapes:
@@ -39,6 +40,11 @@ def direct_scores(model: Any, query: dict[str, Tensor], candidates: Tensor) -> T
         product = qs[0]
         for q in qs[1:]:
             product = product * q
+        # The modalities in neither the query nor the candidates: their missing embeddings.
+        for m in model.modalities:
+            if m not in query and m != target:
+                product = product * torch.nn.functional.normalize(
+                    model.missing[m].detach().double(), dim=-1)
         return s * torch.einsum("qd,cd->qc", product, c)
     if name == "gram":
         out = torch.empty(len(qs[0]), len(c), dtype=torch.double)
@@ -51,7 +57,7 @@ def direct_scores(model: Any, query: dict[str, Tensor], candidates: Tensor) -> T
 
 
 def check_ranking(model: Any, hits: list[Any], index: Index, query: dict[str, Tensor]) -> None:
-    want = direct_scores(model, query, index.embeddings)[0]
+    want = direct_scores(model, query, index.embeddings, index.modality)[0]
     order = want.argsort(descending=True)
     assert [h.score for h in hits] == pytest.approx(want[order[:len(hits)]].tolist(),
                                                     rel=1e-4, abs=1e-4)
