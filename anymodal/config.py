@@ -85,6 +85,14 @@ class ModelConfig:
 
 @dataclass
 class ObjectiveConfig:
+    """The objective: a registered name and its params.
+
+    Args:
+        name: the registered objective (``anymodal plugins`` lists them, ``anymodal
+            describe NAME`` shows its params).
+        params: the objective's params, checked against its config dataclass.
+    """
+
     name: str = "clip"
     params: dict[str, Any] = field(default_factory=dict)
 
@@ -136,7 +144,19 @@ class DataConfig:
 @dataclass
 class OptimConfig:
     """AdamW with warmup and a schedule. ``weight_decay`` skips biases, norms, embeddings
-    and the logit scale."""
+    and the logit scale.
+
+    Args:
+        lr: the peak learning rate, reached at the end of the warmup.
+        weight_decay: AdamW's decoupled weight decay.
+        betas: AdamW's moment coefficients ``[beta1, beta2]``.
+        eps: AdamW's epsilon.
+        warmup_steps: steps of linear warmup from 0 to ``lr``.
+        schedule: the learning rate after the warmup: ``cosine``, ``linear`` or
+            ``constant``.
+        min_lr_ratio: the schedule's final learning rate, as a fraction of ``lr``.
+        grad_clip: the gradient norm is clipped at this value (0: no clipping).
+    """
 
     lr: float = 1e-3
     weight_decay: float = 0.05

@@ -48,7 +48,8 @@ def resolved_config(config: Any) -> dict[str, Any]:
     """
     from omegaconf import OmegaConf
 
-    from anymodal.plugin_host.manager import get_plugin_manager
+    from anymodal.authoring import bind_encoder_params
+    from anymodal.plugin_host.manager import get_modality, get_plugin_manager
 
     manager = get_plugin_manager()
     data: dict[str, Any] = OmegaConf.to_container(config, resolve=True)  # type: ignore[assignment]
@@ -57,8 +58,10 @@ def resolved_config(config: Any) -> dict[str, Any]:
         spec = manager.modalities.get(kind)
         mod["options"] = _with_defaults(spec.config_cls, mod["options"], f"modality {kind!r}")
         mod["encoder"] = encoder = mod["encoder"] or spec.default_encoder
-        mod["params"] = _with_defaults(manager.encoders.get(encoder).config_cls, mod["params"],
-                                       f"encoder {encoder!r}")
+        enc = manager.encoders.get(encoder)
+        # The params an encoder takes from its modality's options are shown as it gets them.
+        params = bind_encoder_params(enc, get_modality(kind, **mod["options"]), mod["params"])
+        mod["params"] = _with_defaults(enc.config_cls, params, f"encoder {encoder!r}")
     objective = data["objective"]
     objective["params"] = _with_defaults(manager.objectives.get(objective["name"]).config_cls,
                                          objective["params"], f"objective {objective['name']!r}")
