@@ -1,7 +1,7 @@
 """The ``text`` modality and its encoders (entry point ``text`` in the group ``anymodal``).
 
-Importing this module is cheap: ``transformers`` is imported only when ``text_minilm`` is
-built.
+Importing this module is cheap: ``transformers`` is imported only when ``text_minilm`` or
+``text_hf`` is built.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from functools import partial
 from anymodal import define_modality, plugin_hooks
 from anymodal_text.checks import anymodal_register_doctor_checks  # noqa: F401  (a hook)
 from anymodal_text.config import TextConfig, validate_text_config
+from anymodal_text.encoders.hf import HFTextEncoder
 from anymodal_text.encoders.minilm import MiniLMEncoder
 from anymodal_text.encoders.transformer import TextTransformer
 from anymodal_text.io import load_text
@@ -27,4 +28,4 @@ TEXT = define_modality(
 )
 
 anymodal_register_modalities, anymodal_register_encoders = plugin_hooks(
-    modalities=[TEXT], encoders=[TextTransformer, MiniLMEncoder])
+    modalities=[TEXT], encoders=[TextTransformer, MiniLMEncoder, HFTextEncoder])

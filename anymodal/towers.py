@@ -1,0 +1,188 @@
+"""Pretrained towers: loading a Hugging Face model by id or folder, pooling, freezing.
+
+The plugins' pretrained encoders (``text_hf``, ``image_hf``...) share this module:
+
+- **Loading rules.** ``model`` is a local folder (read with ``local_files_only=True``:
+  nothing is downloaded) or a hub id (downloaded by ``transformers`` for users with network
+  access; never in anymodal's tests). A path that looks like a folder but does not exist is
+  a :class:`anymodal.ConfigError`, never a hub lookup.
+- **Pooling.** ``cls`` (the first token), ``mean`` (over real tokens), or ``pooler`` (the
+  model's own pooled output); ``layer`` names a sub-module (``"encoder.layer.1"``) whose
+  output is read instead of the last hidden state.
+- **Freezing.** A frozen tower has no trainable parameter and stays in eval mode.
+
+``transformers`` is imported inside the functions, never at ``import anymodal``.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from anymodal.errors import ConfigError, PluginError
+from anymodal.layers import masked_mean
+
+__all__ = ["POOLINGS", "LayerTap", "PretrainedTower", "load_hf", "model_source", "pool_tokens"]
+
+POOLINGS = ("cls", "mean", "pooler")
+
+
+def model_source(model: str | None, who: str) -> tuple[str, bool]:
+    """``(source, is_local)`` for a model id or folder.
+
+    Raises:
+        ConfigError: no model given, or a path-like name whose folder does not exist.
+    """
+    if not model:
+        raise ConfigError(f"{who}: give 'model', a local folder or a Hugging Face hub id")
+    path = Path(model).expanduser()
+    if path.is_dir():
+        return str(path), True
+    if model.startswith((".", "/", "~")) or model.count("/") > 1:
+        raise ConfigError(f"{who}: model folder {model} does not exist (a hub id looks like "
+                          "'org/name')")
+    return model, False
+
+
+def _import_transformers(who: str) -> Any:
+    try:
+        import transformers
+    except ImportError:
+        raise PluginError(f"{who} needs the package transformers; install it with: "
+                          "pip install transformers") from None
+    return transformers
+
+
+def load_hf(model: str | None, loader: str, who: str, **kwargs: Any) -> Any:
+    """Load ``transformers.<loader>.from_pretrained(model)`` by the loading rules above.
+
+    Args:
+        model: a local folder or a hub id.
+        loader: ``"AutoModel"``, ``"AutoTokenizer"``, ``"AutoImageProcessor"``...
+        who: how errors name the caller (``"encoder 'text_hf'"``).
+        **kwargs: passed to ``from_pretrained``.
+
+    Raises:
+        ConfigError: the folder or id holds no such model (the message says why).
+    """
+    source, local = model_source(model, who)
+    transformers = _import_transformers(who)
+    try:
+        return getattr(transformers, loader).from_pretrained(source, local_files_only=local,
+                                                             **kwargs)
+    except (OSError, ValueError, KeyError) as exc:
+        where = f"folder {source}" if local else f"hub id {source!r}"
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ConfigError(f"{who}: cannot load {loader} from {where}: {first}") from None
+
+
+def pool_tokens(hidden: torch.Tensor, mask: torch.Tensor | None, pooling: str) -> torch.Tensor:
+    """One vector per row from token states.
+
+    Args:
+        hidden: token states.
+        mask: True on real tokens (``None``: all real).
+        pooling: ``"cls"`` (first token) or ``"mean"`` (over real tokens).
+
+    Shapes:
+        hidden: ``[B, L, D]``; mask: ``[B, L]``; output: ``[B, D]``.
+    """
+    if pooling == "cls":
+        return hidden[:, 0]
+    if mask is None:
+        return hidden.mean(1)
+    return masked_mean(hidden, mask.to(hidden.device))
+
+
+def _named(model: nn.Module, name: str, who: str) -> nn.Module:
+    modules = dict(model.named_modules())
+    if name not in modules:
+        close = difflib.get_close_matches(name, list(modules), n=3)
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        raise ConfigError(f"{who}: the model has no layer {name!r}{hint}")
+    return modules[name]
+
+
+class LayerTap:
+    """Keeps the output of a named sub-module from the last forward pass.
+
+    Args:
+        model: the tower.
+        name: the dotted module name (``"encoder.layer.1"``).
+        who: how errors name the caller.
+    """
+
+    def __init__(self, model: nn.Module, name: str, who: str) -> None:
+        self.output: Any = None
+        _named(model, name, who).register_forward_hook(self._keep)
+
+    def _keep(self, module: nn.Module, inputs: Any, output: Any) -> None:
+        self.output = output[0] if isinstance(output, (tuple, list)) else output
+
+    def take(self) -> torch.Tensor:
+        """The kept output (and forget it)."""
+        output, self.output = self.output, None
+        if not torch.is_tensor(output):
+            raise RuntimeError("the named layer did not run in the last forward pass")
+        return output
+
+
+class PretrainedTower(nn.Module):
+    """Base of the pretrained encoders: a ``model`` with pooling, layer choice and freezing.
+
+    Args:
+        model: the loaded network.
+        width: its output width.
+        pooling: one of :data:`POOLINGS`.
+        layer: a sub-module whose output is pooled instead of the last hidden state.
+        freeze: no gradient, always in eval mode.
+        who: how errors name the encoder.
+    """
+
+    def __init__(self, model: nn.Module, width: int, pooling: str, layer: str | None,
+                 freeze: bool, who: str) -> None:
+        super().__init__()
+        if pooling not in POOLINGS:
+            raise ConfigError(f"{who}: pooling={pooling!r}; valid choices: {', '.join(POOLINGS)}")
+        if pooling == "pooler" and layer:
+            raise ConfigError(f"{who}: pooling='pooler' reads the model's pooled output; "
+                              "it cannot be combined with layer")
+        self.model = model
+        self.width = int(width)
+        self.pooling = pooling
+        self.frozen = freeze
+        self.tap = LayerTap(model, layer, who) if layer else None
+        if freeze:
+            model.requires_grad_(False)
+            model.eval()
+
+    def train(self, mode: bool = True) -> PretrainedTower:
+        """Set the training mode; a frozen tower stays in eval mode (no dropout)."""
+        super().train(mode)
+        if self.frozen:
+            self.model.eval()
+        return self
+
+    def run(self, call: Callable[[], Any], mask: torch.Tensor | None) -> torch.Tensor:
+        """Run ``call`` (the model's forward) and pool its output.
+
+        Shapes:
+            mask: ``[B, L]`` or None; output: ``[B, width]``.
+        """
+        # A frozen tower builds no graph at all; a fine-tuned one follows the caller.
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.frozen):
+            outputs = call()
+        if self.tap is not None:
+            return pool_tokens(self.tap.take(), mask, self.pooling)
+        if self.pooling == "pooler":
+            pooled = getattr(outputs, "pooler_output", None)
+            if pooled is None:
+                raise ConfigError("pooling='pooler': this model has no pooled output; use "
+                                  "'cls' or 'mean'")
+            return pooled
+        return pool_tokens(outputs.last_hidden_state, mask, self.pooling)

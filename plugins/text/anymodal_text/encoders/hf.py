@@ -1,0 +1,77 @@
+"""``text_hf``: any Hugging Face text model (BERT, RoBERTa, MiniLM...) as a text encoder.
+
+The model and its tokenizer come from a local folder or a hub id (see
+:mod:`anymodal.towers` for the loading rules). Like ``text_minilm``, the encoder tokenises
+the raw ``text`` of the collated batch with the model's own tokenizer (the text modality
+carries it beside its byte ids, see :mod:`anymodal_text.transforms`), so one recipe changes
+its text encoder without touching its data options.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from anymodal import encoder
+from anymodal.towers import PretrainedTower, load_hf
+
+__all__ = ["HFTextConfig", "HFTextEncoder"]
+
+WHO = "encoder 'text_hf'"
+
+
+@dataclass
+class HFTextConfig:
+    """Parameters of ``text_hf``.
+
+    Args:
+        model: a local folder in Hugging Face format (config, weights, tokenizer) or a hub
+            id such as ``sentence-transformers/all-MiniLM-L6-v2`` (downloaded once).
+        pooling: ``"mean"`` over real tokens, ``"cls"`` (first token) or ``"pooler"`` (the
+            model's pooled output).
+        layer: a sub-module whose output is pooled instead of the last hidden state, e.g.
+            ``"encoder.layer.3"`` (``None``: the last hidden state).
+        max_length: the most tokens per text.
+        freeze: keep the weights fixed (no gradient, always in eval mode).
+        normalize: L2-normalise the pooled vector (as sentence-transformers does).
+    """
+
+    model: str | None = None
+    pooling: str = "mean"
+    layer: str | None = None
+    max_length: int = 256
+    freeze: bool = False
+    normalize: bool = False
+
+
+@encoder("text_hf", config=HFTextConfig)
+class HFTextEncoder(PretrainedTower):
+    """Any Hugging Face AutoModel text tower, its own tokenizer, CLS/mean/pooler/layer.
+
+    Shapes:
+        input: the text modality's collated dict; its ``text`` (``list[str]`` of length B)
+        is read. Output: ``[B, hidden_size]``.
+    """
+
+    def __init__(self, config: HFTextConfig) -> None:
+        model = load_hf(config.model, "AutoModel", WHO)
+        super().__init__(model, model.config.hidden_size, config.pooling, config.layer,
+                         config.freeze, WHO)
+        self.config = config
+        self.tokenizer = load_hf(config.model, "AutoTokenizer", WHO)
+
+    def forward(self, batch: dict[str, Any]) -> torch.Tensor:
+        """Tokenise ``batch["text"]``, run the model and pool."""
+        texts = batch.get("text") if isinstance(batch, dict) else None
+        if not isinstance(texts, list):
+            raise ValueError("text_hf reads the raw strings of the text modality's batch "
+                             "(key 'text', a list of str), which this batch lacks")
+        device = next(self.model.parameters()).device
+        encoded = self.tokenizer(texts, padding=True, truncation=True,
+                                 max_length=self.config.max_length, return_tensors="pt")
+        encoded = {key: value.to(device) for key, value in encoded.items()}
+        pooled = self.run(lambda: self.model(**encoded), encoded["attention_mask"].bool())
+        return F.normalize(pooled, dim=-1) if self.config.normalize else pooled
