@@ -7,9 +7,9 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 from accelerate.utils import send_to_device
-from tqdm.auto import tqdm
 
 from anymodal.errors import DataError
+from anymodal.utils.progress import progress_bar
 
 if TYPE_CHECKING:
     from anymodal.model.core import MultiModalModel
@@ -51,7 +51,7 @@ def embed_items(model: MultiModalModel, key: str, items: Iterable[Any], batch_si
     model.eval()
     items = list(items)
     chunks: list[torch.Tensor] = []
-    bar = tqdm(total=len(items), desc=f"embed {key}", disable=not progress, unit="item")
+    bar = progress_bar(len(items), desc=f"embed {key}", disable=not progress, unit="item")
     try:
         for start in range(0, len(items), batch_size):
             batch = items[start:start + batch_size]

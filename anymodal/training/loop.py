@@ -25,13 +25,13 @@ from accelerate import Accelerator, DataLoaderConfiguration, DistributedDataPara
 from accelerate.utils import set_seed
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import IterableDataset
-from tqdm.auto import tqdm
 
 from anymodal.config import load_config
 from anymodal.data.build import build_dataloader, build_dataset, default_num_workers
 from anymodal.errors import AnymodalError
 from anymodal.model import MultiModalModel
 from anymodal.plugin_host.manager import get_plugin_manager
+from anymodal.utils.progress import progress_bar
 
 from .batches import training_batches
 from .checkpoint import TrainerState, latest_checkpoint, load_checkpoint, save_checkpoint
@@ -221,8 +221,8 @@ def forward_backward(run: Run, batch: dict[str, Any]) -> tuple[dict[str, torch.T
 def _train_steps(run: Run, stop: StopRequest) -> bool:
     """Run optimiser steps up to ``train.max_steps``; return True when stopped by a signal."""
     acc, t = run.accelerator, run.config.train
-    bar = tqdm(total=t.max_steps, initial=run.state.step, unit="step",
-               disable=not (acc.is_main_process and run.config.logging.progress))
+    bar = progress_bar(t.max_steps, initial=run.state.step, unit="step",
+                       disable=not (acc.is_main_process and run.config.logging.progress))
     window = {"start": time.perf_counter(), "samples": 0, "ok": True}
     with bar:
         for batch in training_batches(run):
