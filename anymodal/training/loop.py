@@ -25,13 +25,13 @@ from accelerate import Accelerator, DataLoaderConfiguration, DistributedDataPara
 from accelerate.utils import set_seed
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import IterableDataset
+from tqdm.auto import tqdm
 
 from anymodal.config import load_config
 from anymodal.data.build import build_dataloader, build_dataset, default_num_workers
 from anymodal.errors import AnymodalError
 from anymodal.model import MultiModalModel
 from anymodal.plugin_host.manager import get_plugin_manager
-from anymodal.utils.progress import progress_bar
 
 from .batches import training_batches
 from .checkpoint import TrainerState, latest_checkpoint, load_checkpoint, save_checkpoint
@@ -153,7 +153,7 @@ def _build(config: DictConfig) -> Run:
     model = MultiModalModel(config)
     data = config.data
     train_set = build_dataset(data.train, model.modalities, True, data.on_error,
-                              config.train.seed)
+                              config.train.seed, load_timeout=data.load_timeout)
     workers = (default_num_workers(train_set, acc.num_processes) if data.num_workers is None
                else int(data.num_workers))
     if acc.device.type == "cpu":
@@ -163,7 +163,8 @@ def _build(config: DictConfig) -> Run:
                               seed=config.train.seed)
     val_set = val_loader = None
     if data.val is not None:
-        val_set = build_dataset(data.val, model.modalities, False, data.on_error)
+        val_set = build_dataset(data.val, model.modalities, False, data.on_error,
+                                load_timeout=data.load_timeout)
         val_loader = build_dataloader(val_set, model.modalities, data.batch_size,
                                       shuffle=False, num_workers=workers, drop_last=False)
     optimizer = build_optimizer(model, config)
@@ -221,8 +222,8 @@ def forward_backward(run: Run, batch: dict[str, Any]) -> tuple[dict[str, torch.T
 def _train_steps(run: Run, stop: StopRequest) -> bool:
     """Run optimiser steps up to ``train.max_steps``; return True when stopped by a signal."""
     acc, t = run.accelerator, run.config.train
-    bar = progress_bar(t.max_steps, initial=run.state.step, unit="step",
-                       disable=not (acc.is_main_process and run.config.logging.progress))
+    bar = tqdm(total=t.max_steps, initial=run.state.step, unit="step",
+               disable=not (acc.is_main_process and run.config.logging.progress))
     window = {"start": time.perf_counter(), "samples": 0, "ok": True}
     with bar:
         for batch in training_batches(run):
