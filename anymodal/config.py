@@ -9,7 +9,6 @@ naming the key and the valid choices.
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,14 +27,15 @@ from anymodal.utils.params import build_params
 __all__ = [
     "DataConfig",
     "DatasetConfig",
+    "EvalConfig",
     "ExperimentConfig",
     "LoggingConfig",
     "ModalityConfig",
+    "ModalityDropoutConfig",
     "ModelConfig",
     "ObjectiveConfig",
     "OptimConfig",
     "TrainConfig",
-    "check_ranges",
     "load_config",
     "to_yaml",
     "validate_config",
@@ -111,8 +111,6 @@ class DatasetConfig:
         seed: seed of a synthetic set (train and val must differ).
         missing: synthetic only: per modality key, the fraction of rows without it.
         label_key: the manifest column holding class labels (optional).
-        root: the folder a manifest's paths may point into (``null``: the manifest's own
-            folder); a path that leaves it is a bad row.
     """
 
     kind: str = "synthetic"
@@ -121,7 +119,6 @@ class DatasetConfig:
     seed: int = 0
     missing: dict[str, float] = field(default_factory=dict)
     label_key: str = "label"
-    root: str | None = None
 
 
 @dataclass
@@ -135,8 +132,6 @@ class DataConfig:
         pin_memory: pin host memory (useful with a GPU).
         on_error: ``skip`` (log the row to ``bad_samples.jsonl``) or ``raise``.
         max_bad_fraction: stop when more than this fraction of rows seen failed to load.
-        load_timeout: seconds one item may take to load and transform before its row is
-            bad (a FIFO, a stalled network file system); ``0``: no limit.
     """
 
     train: DatasetConfig = field(default_factory=DatasetConfig)
@@ -146,7 +141,6 @@ class DataConfig:
     pin_memory: bool = False
     on_error: str = "skip"
     max_bad_fraction: float = 0.1
-    load_timeout: float = 60.0
 
 
 @dataclass
@@ -177,6 +171,36 @@ class OptimConfig:
 
 
 @dataclass
+class ModalityDropoutConfig:
+    """Subset-consistent training (see :mod:`anymodal.data.subsets`).
+
+    Args:
+        p: the fraction of training rows that hide a random subset of their modalities
+            (``null``: 0.3 for objectives whose subset queries are otherwise untrained,
+            such as Symile and GRAM, else 0; ``0`` turns it off).
+        min_present: modalities each row keeps at least.
+    """
+
+    p: float | None = None
+    min_present: int = 2
+
+
+@dataclass
+class EvalConfig:
+    """Validation during training (the same rule as ``anymodal eval``).
+
+    Args:
+        tasks: retrieval tasks such as ``a->b`` or ``a+b->c`` (``null``: every
+            single-modality pair plus all-others -> each).
+        positives: ``source`` (targets paired with the query on some row) or ``label``
+            (``null``: ``label`` for synthetic data, ``source`` otherwise).
+    """
+
+    tasks: list[str] | None = None
+    positives: str | None = None
+
+
+@dataclass
 class TrainConfig:
     """Args:
         max_steps: optimiser steps to run.
@@ -194,6 +218,8 @@ class TrainConfig:
         cpu: force the CPU even where a GPU exists (``null``: CPU only when no GPU).
         threads: torch intra-op threads per process on the CPU (``null``: the cores left
             to each process after its DataLoader workers, at least 1).
+        modality_dropout: subset-consistent training (rows hide random modalities).
+        overwrite: allow a run in an ``output_dir`` that holds another run's files.
     """
 
     max_steps: int = 100
@@ -210,6 +236,8 @@ class TrainConfig:
     deterministic: bool = False
     cpu: bool | None = None
     threads: int | None = None
+    modality_dropout: ModalityDropoutConfig = field(default_factory=ModalityDropoutConfig)
+    overwrite: bool = False
 
 
 @dataclass
@@ -236,6 +264,7 @@ class ExperimentConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
 
 
 _CHOICES: dict[str, tuple[str, ...]] = {
@@ -243,91 +272,10 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "data.train.kind": ("synthetic", "manifest", "webdataset"),
     "data.val.kind": ("synthetic", "manifest", "webdataset"),
     "data.on_error": ("skip", "raise"),
+    "eval.positives": ("source", "label"),
     "optim.schedule": ("cosine", "linear", "constant"),
     "train.mixed_precision": ("no", "fp16", "bf16"),
 }
-
-
-# Numeric options and their ranges, as intervals (``[`` includes the bound, ``(`` excludes
-# it). ``*`` stands for every modality key, split or list item. A value outside, NaN or
-# infinite is a ConfigError naming the key.
-_RANGES: tuple[tuple[str, str], ...] = (
-    ("model.embed_dim", "[1, inf)"),
-    ("model.logit_scale_init", "(0, inf)"),
-    ("model.logit_scale_max", "(0, inf)"),
-    ("modalities.*.lr_mult", "[0, inf)"),
-    ("data.*.size", "[1, inf)"),
-    ("data.*.seed", "[0, inf)"),
-    ("data.*.missing.*", "[0, 1]"),
-    ("data.batch_size", "[1, inf)"),
-    ("data.num_workers", "[0, inf)"),
-    ("data.max_bad_fraction", "[0, 1]"),
-    ("data.load_timeout", "[0, inf)"),
-    ("optim.lr", "(0, inf)"),
-    ("optim.weight_decay", "[0, inf)"),
-    ("optim.betas.*", "[0, 1)"),
-    ("optim.eps", "(0, inf)"),
-    ("optim.warmup_steps", "[0, inf)"),
-    ("optim.min_lr_ratio", "[0, 1]"),
-    ("optim.grad_clip", "[0, inf)"),
-    ("train.max_steps", "[1, inf)"),
-    ("train.checkpoint_every", "[0, inf)"),
-    ("train.keep", "[1, inf)"),
-    ("train.eval_every", "[0, inf)"),
-    ("train.seed", "[0, inf)"),
-    ("train.grad_accum", "[1, inf)"),
-    ("train.log_every", "[1, inf)"),
-    ("train.max_nonfinite", "[1, inf)"),
-    ("train.threads", "[1, inf)"),
-    ("train.modality_dropout.p", "[0, 1]"),
-    ("train.modality_dropout.min_present", "[1, inf)"),
-)
-
-
-def _numbers(node: Any, parts: list[str], prefix: str) -> Iterable[tuple[str, Any]]:
-    """``(dotted key, value)`` of every value under ``node`` matching ``parts`` (``*`` any)."""
-    if not parts:
-        yield prefix, node
-        return
-    head, rest = parts[0], parts[1:]
-    if isinstance(node, Mapping):
-        keys = list(node) if head == "*" else [head] if head in node else []
-        for key in keys:
-            yield from _numbers(node[key], rest, f"{prefix}.{key}" if prefix else str(key))
-    elif isinstance(node, list) and head == "*":
-        for i, item in enumerate(node):
-            yield from _numbers(item, rest, f"{prefix}[{i}]")
-
-
-def _inside(value: Any, interval: str) -> bool:
-    """Whether ``value`` is a finite number in ``interval`` (e.g. ``[0, 1)``)."""
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        return False
-    low, high = (float(x) for x in interval[1:-1].split(","))
-    above = value >= low if interval[0] == "[" else value > low
-    below = value <= high if interval[-1] == "]" else value < high
-    return above and below
-
-
-def check_ranges(config: DictConfig) -> None:
-    """Check every numeric option against its range (:data:`_RANGES`).
-
-    Args:
-        config: the merged config.
-
-    Raises:
-        ConfigError: naming the key, its value and the range expected.
-    """
-    plain = OmegaConf.to_container(config, resolve=True)
-    for pattern, interval in _RANGES:
-        for key, value in _numbers(plain, pattern.split("."), ""):
-            if value is not None and not _inside(value, interval):
-                raise ConfigError(f"config key {key!r} is {value!r}; expected a finite "
-                                  f"number in {interval}")
-    model = plain["model"] if isinstance(plain, dict) else {}
-    if model["logit_scale_init"] > model["logit_scale_max"]:
-        raise ConfigError(f"config key 'model.logit_scale_init' is {model['logit_scale_init']}"
-                          f", above model.logit_scale_max ({model['logit_scale_max']})")
 
 
 def load_config(
@@ -404,8 +352,7 @@ def _valid_keys(parent: str) -> list[str] | None:
 
 
 def validate_config(config: DictConfig) -> None:
-    """Check what the schema cannot: ranges, names exist and params fit (raises ConfigError)."""
-    check_ranges(config)
+    """Check what the schema cannot: names exist and params fit (raises ConfigError)."""
     for key, expected in _CHOICES.items():
         value = OmegaConf.select(config, key)
         if value is not None and value not in expected:

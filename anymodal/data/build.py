@@ -6,7 +6,6 @@ import os
 from collections.abc import Mapping
 from functools import partial
 
-import torch
 from omegaconf import DictConfig
 from torch.utils.data import DataLoader, Dataset, IterableDataset
 
@@ -14,17 +13,16 @@ from anymodal.errors import ConfigError
 from anymodal.types import ModalitySpec
 
 from .collate import collate_rows
-from .guard import DEFAULT_LOAD_TIMEOUT
 from .manifest import ManifestDataset
 from .shards import ShardDataset
+from .subsets import EpochRows, EpochSampler, ModalityDropout
 from .synthetic import SyntheticDataset
 
 __all__ = ["build_dataloader", "build_dataset", "default_num_workers"]
 
 
 def build_dataset(split: DictConfig, modalities: Mapping[str, ModalitySpec], train: bool,
-                  on_error: str, seed: int = 0, load_timeout: float = DEFAULT_LOAD_TIMEOUT
-                  ) -> Dataset:  # type: ignore[type-arg]
+                  on_error: str, seed: int = 0) -> Dataset:  # type: ignore[type-arg]
     """The dataset of one split (``data.train`` or ``data.val``)."""
     if split.kind == "synthetic":
         return SyntheticDataset(modalities, split.size, split.seed, dict(split.missing))
@@ -32,11 +30,9 @@ def build_dataset(split: DictConfig, modalities: Mapping[str, ModalitySpec], tra
         raise ConfigError(f"data split of kind {split.kind!r} needs a 'path'")
     if split.kind == "manifest":
         return ManifestDataset(split.path, modalities, train=train, on_error=on_error,
-                               label_key=split.label_key, root=split.get("root"),
-                               load_timeout=load_timeout)
+                               label_key=split.label_key)
     if split.kind == "webdataset":
-        return ShardDataset(split.path, modalities, train=train, on_error=on_error, seed=seed,
-                            load_timeout=load_timeout)
+        return ShardDataset(split.path, modalities, train=train, on_error=on_error, seed=seed)
     raise ConfigError(f"unknown data kind {split.kind!r}; valid choices: manifest, "
                       "synthetic, webdataset")
 
@@ -60,16 +56,23 @@ def default_num_workers(dataset: Dataset, processes: int = 1) -> int:  # type: i
 
 def build_dataloader(dataset: Dataset, modalities: Mapping[str, ModalitySpec],  # type: ignore[type-arg]
                      batch_size: int, shuffle: bool, num_workers: int = 0,
-                     pin_memory: bool = False, seed: int = 0, drop_last: bool = True
-                     ) -> DataLoader:  # type: ignore[type-arg]
-    """A loader whose batches are collated with presence masks; shuffling is seeded."""
+                     pin_memory: bool = False, seed: int = 0, drop_last: bool = True,
+                     dropout: ModalityDropout | None = None) -> DataLoader:  # type: ignore[type-arg]
+    """A loader whose batches are collated with presence masks.
+
+    A shuffled map-style set is read in the seeded order of :class:`EpochSampler`, whose
+    indices carry the epoch so that ``dropout`` (subset-consistent training) draws the
+    same hidden modalities per row and epoch in every process and loader worker.
+    """
     iterable = isinstance(dataset, IterableDataset)
-    generator = torch.Generator().manual_seed(seed) if shuffle and not iterable else None
+    sampler = None
+    if shuffle and not iterable:
+        dataset = EpochRows(dataset, dropout or ModalityDropout(seed=seed))
+        sampler = EpochSampler(len(dataset), seed)
     return DataLoader(
         dataset,
         batch_size=batch_size,
-        shuffle=shuffle and not iterable,
-        generator=generator,
+        sampler=sampler,
         num_workers=num_workers,
         pin_memory=pin_memory,
         drop_last=drop_last,

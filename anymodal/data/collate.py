@@ -1,12 +1,14 @@
 """Rows -> a batch with presence masks.
 
-A row is ``{"id": str, "label": int | None, "items": {modality_key: item}}``; a modality
-absent from ``items`` is missing for that row. A row that failed to load is a
+A row is ``{"id": str, "label": int | None, "items": {modality_key: item}}`` (and, when
+it was read from sources, ``"keys": {modality_key: source identity}``); a modality absent
+from ``items`` is missing for that row. A row that failed to load is a
 :class:`BadRow`, carried to the main process so that it can be counted and reported.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -15,11 +17,20 @@ import torch
 
 from anymodal.types import IDS_KEY, PRESENT_KEY, Batch, ModalitySpec
 
-__all__ = ["BAD_KEY", "LABELS_KEY", "BadRow", "Row", "batch_size", "collate_rows"]
+__all__ = ["BAD_KEY", "KEYS_KEY", "LABELS_KEY", "BadRow", "Row", "batch_size", "collate_rows",
+           "key_code"]
 
 Row = dict[str, Any]
 BAD_KEY = "bad"
 LABELS_KEY = "labels"
+KEYS_KEY = "item_keys"
+
+
+def key_code(key: str) -> int:
+    """A source key as a non-negative int64 (tensors gather across processes, strings do
+    not); 56 bits of BLAKE2b make a collision within one validation set negligible."""
+    return int.from_bytes(hashlib.blake2b(key.encode("utf-8", "surrogatepass"),
+                                          digest_size=7).digest(), "big")
 
 
 @dataclass(frozen=True)
@@ -39,8 +50,13 @@ def collate_rows(rows: list[Row | BadRow], modalities: Mapping[str, ModalitySpec
     """Collate rows into ``{key: collated, "present": {key: BoolTensor[B]}, "ids", "labels",
     "bad"}``. Each modality's plugin collates only the rows that have it.
 
+    ``item_keys[key]`` codes each row's source of that modality (:func:`key_code`; -1
+    where the row has no source key, e.g. synthetic rows), so that validation can tell a
+    repeated caption from a distinct one.
+
     Shapes:
-        ``present[key]``: ``[B]``; ``labels``: ``[B]`` (-1 where unknown); B counts good rows.
+        ``present[key]``, ``item_keys[key]``: ``[B]``; ``labels``: ``[B]`` (-1 where
+        unknown); B counts good rows.
     """
     good = [r for r in rows if not isinstance(r, BadRow)]
     batch: Batch = {
@@ -51,6 +67,7 @@ def collate_rows(rows: list[Row | BadRow], modalities: Mapping[str, ModalitySpec
             dtype=torch.long,
         ),
         BAD_KEY: [r for r in rows if isinstance(r, BadRow)],
+        KEYS_KEY: {},
     }
     for key, spec in modalities.items():
         mask = torch.tensor([key in r["items"] for r in good], dtype=torch.bool)
@@ -58,6 +75,9 @@ def collate_rows(rows: list[Row | BadRow], modalities: Mapping[str, ModalitySpec
         if items:
             batch[key] = spec.collate(items)
         batch[PRESENT_KEY][key] = mask
+        batch[KEYS_KEY][key] = torch.tensor(
+            [key_code(r["keys"][key]) if key in r.get("keys", {}) else -1 for r in good],
+            dtype=torch.long)
     return batch
 
 

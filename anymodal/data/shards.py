@@ -18,8 +18,6 @@ from anymodal.errors import DataError
 from anymodal.types import ModalitySpec
 
 from .collate import BadRow, Row
-from .guard import DEFAULT_LOAD_TIMEOUT
-from .labels import parse_label
 from .rows import load_row
 
 __all__ = ["ShardDataset"]
@@ -36,14 +34,11 @@ class ShardDataset(IterableDataset[Row | BadRow]):
         train: augmentation on, and shards shuffled per epoch.
         on_error: ``skip`` or ``raise``, as for manifests.
         seed: the shard-shuffle seed (with the epoch set by :meth:`set_epoch`).
-        load_timeout: seconds one item may take to load (``0``: no limit).
     """
 
     def __init__(self, urls: str | list[str], modalities: Mapping[str, ModalitySpec],
-                 train: bool = True, on_error: str = "skip", seed: int = 0,
-                 load_timeout: float = DEFAULT_LOAD_TIMEOUT) -> None:
+                 train: bool = True, on_error: str = "skip", seed: int = 0) -> None:
         self.urls = urls
-        self.load_timeout = float(load_timeout)
         self.modalities = dict(modalities)
         self.train = train
         self.on_error = on_error
@@ -51,7 +46,6 @@ class ShardDataset(IterableDataset[Row | BadRow]):
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
-        """Reshuffle the shards for ``epoch`` (called by the loop at each epoch)."""
         self.epoch = epoch
 
     def __iter__(self) -> Iterator[Row | BadRow]:
@@ -66,7 +60,6 @@ class ShardDataset(IterableDataset[Row | BadRow]):
             yield self._row(index, sample)
 
     def _row(self, index: int, sample: dict[str, Any]) -> Row | BadRow:
-        """One sample as a row; a bad sample is a :class:`BadRow` under ``skip``."""
         key = str(sample.get("__key__", index))
         where = f"{sample.get('__url__', self.urls)}:{key}"
         sources: dict[str, Any] = {}
@@ -78,28 +71,22 @@ class ShardDataset(IterableDataset[Row | BadRow]):
                     continue
                 modality, _, ext = name.partition(".")
                 if modality in ("label", "cls"):
-                    label = parse_label(value, f"{where} {name}")
+                    label = int(value.decode() if isinstance(value, bytes) else value)
                 elif modality in self.modalities:
-                    sources[modality] = self._source(value, ext, temp_files, f"{where} {name}")
+                    sources[modality] = self._source(value, ext, temp_files)
             return load_row(index, key, sources, label, self.modalities, self.train,
-                            self.on_error, timeout=self.load_timeout)
+                            self.on_error)
         except DataError as exc:
-            if self.on_error == "raise":
-                raise DataError(where, exc.problem) from None
-            return BadRow(index, key, where, exc.problem)
+            raise DataError(where, exc.problem) from None
         finally:
             for path in temp_files:
                 os.unlink(path)
 
     @staticmethod
-    def _source(value: bytes, ext: str, temp_files: list[str], where: str) -> Any:
+    def _source(value: bytes, ext: str, temp_files: list[str]) -> Any:
         # Every plugin reads paths, not every decoder reads bytes: hand over a temp file.
         if ext in _TEXT_EXTENSIONS:
-            try:
-                return value.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                raise DataError(where, f"is not valid UTF-8 (byte 0x{value[exc.start]:02x} "
-                                f"at offset {exc.start})") from None
+            return value.decode("utf-8")
         handle, path = tempfile.mkstemp(suffix=f".{ext}" if ext else "")
         with os.fdopen(handle, "wb") as out:
             out.write(value)

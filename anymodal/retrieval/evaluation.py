@@ -13,12 +13,18 @@ path or the inline value): a clip listed on several rows is embedded once.
 class names put through a prompt template and embedded in a class modality (``text``),
 or *labelled prototypes*: the normalised mean embedding of each class's items of one
 modality. Each distinct item is classified once, with the label of its first row.
-Ranking always uses the model's objective (``model.score``).
+Ranking always uses the model's objective (``model.score``), and a query that lacks some
+of the model's modalities is scored the way training scored such rows (the learned missing
+embeddings of the absent modalities are passed to the objective's ``score``).
+
+The same code evaluates embeddings already in memory (:class:`EmbeddedRows`): training's
+validation uses it, so that the numbers printed during training are the numbers ``anymodal
+eval`` gives afterwards on the same rows. Every result carries ``chance_R@1`` and the
+positives rule it used.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,8 +44,8 @@ from anymodal.retrieval.metrics import (
 if TYPE_CHECKING:
     from anymodal.model import MultiModalModel
 
-__all__ = ["EmbeddedManifest", "Task", "evaluate_retrieval", "parse_tasks", "read_classes",
-           "zero_shot"]
+__all__ = ["EmbeddedManifest", "EmbeddedRows", "Task", "default_tasks", "evaluate_retrieval",
+           "parse_tasks", "read_classes", "task_scores", "zero_shot"]
 
 
 @dataclass(frozen=True)
@@ -81,9 +87,75 @@ def parse_tasks(spec: str | Iterable[str], modalities: Iterable[str]) -> list[Ta
     return tasks
 
 
+def default_tasks(modalities: Iterable[str]) -> list[Task]:
+    """Every ordered single-modality pair, plus all-others -> each (with three or more
+    modalities; with two, all-others -> each is a pair already).
+
+    Args:
+        modalities: the model's modality keys, in order.
+    """
+    names = list(modalities)
+    tasks = [Task((a,), b) for a in names for b in names if a != b]
+    if len(names) > 2:
+        tasks += [Task(tuple(m for m in names if m != target), target) for target in names]
+    return tasks
+
+
 def _key(value: Any) -> str:
-    """A hashable identity of a source value (inline lists are JSON-encoded)."""
-    return value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
+    """A hashable identity of a source value (inline lists are JSON-encoded); training's
+    validation identifies items by the same rule (:func:`anymodal.data.rows.source_key`)."""
+    from anymodal.data.rows import source_key
+
+    return source_key(value)
+
+
+class EmbeddedRows:
+    """Rows whose items are already embedded: what :func:`evaluate_retrieval` reads.
+
+    A row is ``{modality: item key, ..., label_key: label}``; ``embedded(m)`` maps each
+    item key of modality ``m`` to its embedding. Rows that share an item key share the item
+    (several captions of one clip, one caption repeated on many rows), exactly as
+    :class:`EmbeddedManifest` identifies items by their source.
+
+    Args:
+        embeddings: modality -> ``[N, D]``, row ``i`` of every modality from row ``i``.
+        present: modality -> ``BoolTensor[N]``: the rows that have the modality.
+        labels: ``[N]`` class labels (negative: unknown), or ``None``.
+        keys: modality -> ``N`` item keys (default: the row number, every item distinct).
+        name: how errors name the rows (e.g. ``validation data``).
+    """
+
+    label_key = "label"
+
+    def __init__(self, embeddings: Mapping[str, Tensor], present: Mapping[str, Tensor],
+                 labels: Tensor | None = None, keys: Mapping[str, Sequence[str]] | None = None,
+                 name: str = "the rows") -> None:
+        self.path = name
+        self._embedded: dict[str, dict[str, Tensor]] = {}
+        n = len(next(iter(embeddings.values())))
+        self.rows: list[dict[str, Any]] = [{} for _ in range(n)]
+        for m, x in embeddings.items():
+            mask = present[m].bool().tolist()
+            names = list(keys[m]) if keys is not None and m in keys else \
+                [str(i) for i in range(n)]
+            self._embedded[m] = {}
+            for i, (has, key) in enumerate(zip(mask, names)):
+                if has:
+                    self.rows[i][m] = key
+                    self._embedded[m].setdefault(key, x[i])
+        if labels is not None:
+            for row, label in zip(self.rows, labels.tolist()):
+                row[self.label_key] = None if label < 0 else int(label)
+
+    def columns(self) -> set[str]:
+        return set(self._embedded)
+
+    def embedded(self, modality: str) -> dict[str, Tensor]:
+        """Item key -> embedding ``[D]`` of every distinct item of ``modality``."""
+        return self._embedded.get(modality, {})
+
+    def label(self, row: Mapping[str, Any]) -> Any:
+        return row.get(self.label_key)
 
 
 class EmbeddedManifest:
@@ -146,7 +218,7 @@ class EmbeddedManifest:
         return row.get(self.label_key)
 
 
-def _retrieval_sets(data: EmbeddedManifest, task: Task, positives: str
+def _retrieval_sets(data: EmbeddedManifest | EmbeddedRows, task: Task, positives: str
                     ) -> tuple[dict[str, Tensor], Tensor, Tensor]:
     """The query embeddings, gallery embeddings and positives of a task.
 
@@ -195,15 +267,36 @@ def _retrieval_sets(data: EmbeddedManifest, task: Task, positives: str
     return q_emb, gallery_emb, pos
 
 
+def task_scores(model: MultiModalModel, query: Mapping[str, Tensor], candidates: Tensor,
+                target: str) -> Tensor:
+    """The objective's scores of ``candidates`` (modality ``target``) for ``query``.
+
+    The modalities in neither get the model's learned missing embeddings, as rows without
+    them had in training (:meth:`MultiModalModel.score`).
+
+    Args:
+        model: the model.
+        query: the query embeddings.
+        candidates: the gallery embeddings.
+        target: the gallery's modality.
+
+    Shapes:
+        query ``{m: [Q, D]}``, candidates ``[C, D]``; returns ``[Q, C]``.
+    """
+    return model.score(dict(query), candidates, target=target)
+
+
 @torch.no_grad()
-def evaluate_retrieval(model: MultiModalModel, data: EmbeddedManifest | str | Path,
-                       tasks: Sequence[Task] | str, ks: Sequence[int] = (1, 5, 10),
+def evaluate_retrieval(model: MultiModalModel, data: EmbeddedManifest | EmbeddedRows | str | Path,
+                       tasks: Sequence[Task] | str | None = None, ks: Sequence[int] = (1, 5, 10),
                        positives: str = "source", block: int = 1024) -> dict[str, dict[str, float]]:
     """R@k, median rank, MRR and mAP for each task (see the module doc).
 
     Args:
-        data: the manifest, or an :class:`EmbeddedManifest` shared with other calls.
-        tasks: tasks or their string form.
+        data: the manifest, an :class:`EmbeddedManifest` shared with other calls, or
+            :class:`EmbeddedRows` already embedded.
+        tasks: tasks or their string form (``None``: :func:`default_tasks` of the model's
+            modalities that the data has).
         positives: ``source`` (targets paired with the query on some row) or ``label``.
         block: queries scored at once (memory ``block x gallery``).
 
@@ -213,27 +306,34 @@ def evaluate_retrieval(model: MultiModalModel, data: EmbeddedManifest | str | Pa
     """
     if positives not in ("source", "label"):
         raise ConfigError(f"positives must be 'source' or 'label', got {positives!r}")
-    if not isinstance(data, EmbeddedManifest):
+    if not isinstance(data, (EmbeddedManifest, EmbeddedRows)):
         data = EmbeddedManifest(model, data)
-    if isinstance(tasks, str):
+    if tasks is None:
+        tasks = default_tasks([m for m in model.modalities if m in data.columns()])
+    elif isinstance(tasks, str):
         tasks = parse_tasks(tasks, model.modalities)
     results: dict[str, dict[str, float]] = {}
-    device = model.device
     for task in tasks:
-        queries, gallery, pos = _retrieval_sets(data, task, positives)
-        gallery = gallery.to(device)
-        ranks, precisions = [], []
-        for start in range(0, pos.shape[0], block):
-            part = {m: q[start:start + block].to(device) for m, q in queries.items()}
-            scores = model.score(part, gallery, target=task.target).float().cpu()
-            ranks.append(first_positive_rank(scores, pos[start:start + block]))
-            precisions.append(average_precision(scores, pos[start:start + block]))
-        metrics = summarize(torch.cat(ranks), torch.cat(precisions), ks)
-        metrics["candidates"] = float(pos.shape[1])
-        # A random ranking puts a correct target first with probability positives / gallery.
-        metrics["chance_R@1"] = float(pos.float().mean(dim=1).mean())
-        results[task.name] = metrics
+        results[task.name] = _evaluate_task(model, data, task, ks, positives, block)
     return results
+
+
+def _evaluate_task(model: MultiModalModel, data: EmbeddedManifest | EmbeddedRows, task: Task,
+                   ks: Sequence[int], positives: str, block: int) -> dict[str, float]:
+    device = model.device
+    queries, gallery, pos = _retrieval_sets(data, task, positives)
+    gallery = gallery.to(device)
+    ranks, precisions = [], []
+    for start in range(0, pos.shape[0], block):
+        part = {m: q[start:start + block].to(device) for m, q in queries.items()}
+        scores = task_scores(model, part, gallery, task.target).float().cpu()
+        ranks.append(first_positive_rank(scores, pos[start:start + block]))
+        precisions.append(average_precision(scores, pos[start:start + block]))
+    metrics = summarize(torch.cat(ranks), torch.cat(precisions), ks)
+    metrics["candidates"] = float(pos.shape[1])
+    # A random ranking puts a correct target first with probability positives / gallery.
+    metrics["chance_R@1"] = float(pos.float().mean(dim=1).mean())
+    return metrics
 
 
 def read_classes(path: str | Path) -> list[str]:

@@ -94,6 +94,7 @@ class Run:
     seen_bad: set[int] = field(default_factory=set)
     final_metrics: dict[str, float] = field(default_factory=dict)
     warned: set[str] = field(default_factory=set)
+    loss_watch: Any = None
 
     @property
     def epoch(self) -> int:

@@ -1,75 +1,123 @@
-"""Validation during training: mean loss and recall@1/5 for every ordered modality pair."""
+"""Validation during training, by the same rule as ``anymodal eval``.
+
+The validation rows are embedded once (every process its share, gathered), then ranked by
+:func:`anymodal.retrieval.evaluation.evaluate_retrieval` with the objective's own score on
+the recipe's ``eval.tasks`` (default: every single-modality pair plus all-others -> each),
+with the same positives rule (``source``: items identified by their source, so a caption
+repeated on many rows is one gallery item; or ``label``). So the R@k printed during
+training is the R@k that ``anymodal eval`` prints afterwards for the same model and rows.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 from accelerate import Accelerator
 
-from anymodal.data.collate import LABELS_KEY, batch_size
+from anymodal.data.collate import KEYS_KEY, LABELS_KEY, batch_size
+from anymodal.errors import DataError
 from anymodal.model import MultiModalModel
-from anymodal.retrieval.metrics import positives_from_labels, recall_at_k
+from anymodal.retrieval.evaluation import (
+    EmbeddedRows,
+    default_tasks,
+    evaluate_retrieval,
+    parse_tasks,
+)
 from anymodal.types import PRESENT_KEY
 
-__all__ = ["evaluate", "pair_recall"]
+__all__ = ["ValidationSet", "evaluate", "gather_validation"]
 
 
-def pair_recall(queries: torch.Tensor, targets: torch.Tensor, ks: Iterable[int] = (1, 5),
-                labels: torch.Tensor | None = None) -> dict[int, float]:
-    """Recall@k of row i of ``queries`` finding row i of ``targets`` (or, when ``labels``
-    are given, any target of the same label) by inner product; ties count against the
-    query, as in :mod:`anymodal.retrieval.metrics`.
+@dataclass
+class ValidationSet:
+    """The validation rows embedded, gathered from every process.
 
     Shapes:
-        queries, targets ``[N, D]``; labels ``[N]``.
+        embeddings ``{m: [N, D]}``; present, keys ``{m: [N]}``; labels ``[N]``.
     """
-    scores = queries.float() @ targets.float().T
-    if labels is None:
-        positives = torch.eye(len(queries), dtype=torch.bool)
-    else:
-        positives = positives_from_labels(labels, labels)
-    return recall_at_k(scores, positives, ks)
+
+    loss: float
+    embeddings: dict[str, torch.Tensor]
+    present: dict[str, torch.Tensor]
+    keys: dict[str, torch.Tensor]
+    labels: torch.Tensor
+
+    def rows(self) -> EmbeddedRows:
+        """The rows as :func:`evaluate_retrieval` reads them (items named by source key,
+        or by row number where a row has none).
+        """
+        names = {m: [str(int(code)) if code >= 0 else f"row{i}"
+                     for i, code in enumerate(codes.tolist())]
+                 for m, codes in self.keys.items()}
+        return EmbeddedRows(self.embeddings, self.present, self.labels, names,
+                            name="the validation data")
 
 
 @torch.no_grad()
-def evaluate(model: MultiModalModel, loader: Iterable[Any], accelerator: Accelerator,
-             match_labels: bool = False) -> dict[str, float]:
-    """Run the validation set; every process must call this (metrics are gathered)."""
+def gather_validation(model: MultiModalModel, loader: Iterable[Any], accelerator: Accelerator
+                      ) -> ValidationSet | None:
+    """Embed the validation batches and gather them (every process must call this)."""
     was_training = model.training
     model.eval()
     losses: list[torch.Tensor] = []
-    embeddings: dict[str, list[torch.Tensor]] = {}
-    present: dict[str, list[torch.Tensor]] = {}
+    parts: dict[str, dict[str, list[torch.Tensor]]] = {"emb": {}, "present": {}, "keys": {}}
     labels: list[torch.Tensor] = []
+    device = accelerator.device
     for batch in loader:
         if batch_size(batch) < 2:
             continue
-        out = model.compute_loss(batch)
-        losses.append(out["loss"].detach().float().reshape(1))
+        losses.append(model.compute_loss(batch)["loss"].detach().float().reshape(1))
         for key, value in model(batch).items():
-            embeddings.setdefault(key, []).append(value.float())
-            present.setdefault(key, []).append(batch[PRESENT_KEY][key].to(value.device))
-        labels.append(batch[LABELS_KEY].to(accelerator.device))
+            parts["emb"].setdefault(key, []).append(value.float())
+            parts["present"].setdefault(key, []).append(batch[PRESENT_KEY][key].to(device))
+            parts["keys"].setdefault(key, []).append(batch[KEYS_KEY][key].to(device))
+        labels.append(batch[LABELS_KEY].to(device))
     model.train(was_training)
-    metrics: dict[str, float] = {}
     if not losses:
-        return metrics
-    metrics["val/loss"] = float(accelerator.gather_for_metrics(torch.cat(losses)).mean())
-    emb = {k: accelerator.gather_for_metrics(torch.cat(v)).cpu() for k, v in embeddings.items()}
-    mask = {k: accelerator.gather_for_metrics(torch.cat(v)).cpu() for k, v in present.items()}
-    all_labels = accelerator.gather_for_metrics(torch.cat(labels)).cpu()
-    use_labels = match_labels and bool((all_labels >= 0).all())
-    for a in emb:
-        for b in emb:
-            if a == b:
-                continue
-            rows = mask[a] & mask[b]
-            if int(rows.sum()) < 2:
-                continue
-            recall = pair_recall(emb[a][rows], emb[b][rows],
-                                 labels=all_labels[rows] if use_labels else None)
-            for k, value in recall.items():
-                metrics[f"val/{a}->{b}/R@{k}"] = value
-    return metrics
+        return None
+
+    def gathered(chunks: list[torch.Tensor]) -> torch.Tensor:
+        return accelerator.gather_for_metrics(torch.cat(chunks)).cpu()
+
+    return ValidationSet(
+        float(gathered(losses).mean()),
+        {k: gathered(v) for k, v in parts["emb"].items()},
+        {k: gathered(v).bool() for k, v in parts["present"].items()},
+        {k: gathered(v) for k, v in parts["keys"].items()},
+        gathered(labels))
+
+
+def evaluate(model: MultiModalModel, loader: Iterable[Any], accelerator: Accelerator,
+             tasks: list[str] | None = None, positives: str = "source"
+             ) -> tuple[dict[str, float], ValidationSet | None]:
+    """Validation loss and, per task, R@1/5/10, MRR and chance R@1 (every process calls
+    this and gets the same numbers).
+
+    Args:
+        tasks: ``["a->b", "a+b->c"]`` (``None``: the default tasks).
+        positives: ``source`` or ``label`` (as ``anymodal eval --positives``).
+
+    Returns:
+        ``({"val/loss": ..., "val/a->b/R@1": ..., "val/a->b/chance_R@1": ...}, the set)``.
+    """
+    data = gather_validation(model, loader, accelerator)
+    if data is None:
+        return {}, None
+    metrics = {"val/loss": data.loss}
+    if positives == "label" and bool((data.labels < 0).any()):
+        positives = "source"  # rows without labels: only their pairing is known
+    rows = data.rows()
+    chosen = (parse_tasks(list(tasks), model.modalities) if tasks is not None
+              else default_tasks([m for m in model.modalities if m in rows.columns()]))
+    for task in chosen:
+        try:
+            values = evaluate_retrieval(model, rows, [task], ks=(1, 5, 10),
+                                        positives=positives)[task.name]
+        except DataError:  # no validation row has every modality of this task
+            continue
+        for name in ("R@1", "R@5", "R@10", "MRR", "chance_R@1"):
+            metrics[f"val/{task.name}/{name}"] = float(values[name])
+    return metrics, data

@@ -12,6 +12,7 @@ train together over gloo.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import time
@@ -25,16 +26,18 @@ from accelerate import Accelerator, DataLoaderConfiguration, DistributedDataPara
 from accelerate.utils import set_seed
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import IterableDataset
-from tqdm.auto import tqdm
 
 from anymodal.config import load_config
 from anymodal.data.build import build_dataloader, build_dataset, default_num_workers
+from anymodal.data.subsets import ModalityDropout
 from anymodal.errors import AnymodalError
 from anymodal.model import MultiModalModel
 from anymodal.plugin_host.manager import get_plugin_manager
+from anymodal.utils.progress import progress_bar
 
 from .batches import training_batches
 from .checkpoint import TrainerState, latest_checkpoint, load_checkpoint, save_checkpoint
+from .collapse import LossWatch, collapsed_modalities
 from .context import Run, TrainContext
 from .evaluate import evaluate
 from .optim import build_optimizer, build_scheduler
@@ -50,7 +53,10 @@ from .signals import StopRequest, catch_stop_signals
 from .summary import print_end, print_start
 from .tracking import MetricsLog, make_trackers
 
-__all__ = ["TrainContext", "TrainResult", "forward_backward", "train", "train_from_recipe"]
+logger = logging.getLogger("anymodal.training")
+
+__all__ = ["TrainContext", "TrainResult", "forward_backward", "modality_dropout", "train",
+           "train_from_recipe"]
 
 
 @dataclass
@@ -137,11 +143,23 @@ def _make_accelerator(config: DictConfig) -> Accelerator:
 def _cpu_threads(config: DictConfig, processes: int, workers: int) -> int:
     """Intra-op threads for CPU training: ``train.threads``, or the cores left to each
     process once the DataLoader workers have theirs. Oversubscribed cores make small
-    matrix products many times slower (measured: 6 s against 1 s per step on 2 cores)."""
+    matrix products many times slower (measured: 6 s against 1 s per step on 2 cores).
+    """
     if config.train.threads:
         return int(config.train.threads)
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return max(1, (cores or 1) // max(1, processes) - workers)
+
+
+def modality_dropout(config: DictConfig, model: MultiModalModel) -> ModalityDropout:
+    """The recipe's ``train.modality_dropout``; ``p: null`` means 0.3 for objectives whose
+    subset queries would otherwise be untrained (``subset_training_default``), else 0.
+    """
+    md = config.train.modality_dropout
+    p = md.p
+    if p is None:
+        p = 0.3 if getattr(model.objective, "subset_training_default", False) else 0.0
+    return ModalityDropout(float(p), int(md.min_present), int(config.train.seed))
 
 
 def _build(config: DictConfig) -> Run:
@@ -160,7 +178,7 @@ def _build(config: DictConfig) -> Run:
         torch.set_num_threads(_cpu_threads(config, acc.num_processes, workers))
     loader = build_dataloader(train_set, model.modalities, data.batch_size, shuffle=True,
                               num_workers=workers, pin_memory=data.pin_memory,
-                              seed=config.train.seed)
+                              seed=config.train.seed, dropout=modality_dropout(config, model))
     val_set = val_loader = None
     if data.val is not None:
         val_set = build_dataset(data.val, model.modalities, False, data.on_error,
@@ -177,9 +195,24 @@ def _build(config: DictConfig) -> Run:
     if val_loader is not None:
         val_loader = acc.prepare(val_loader)
     output_dir = Path(config.train.output_dir)
-    return Run(config, output_dir, "", acc, model, acc.unwrap_model(model), optimizer,
+    run = Run(config, output_dir, "", acc, model, acc.unwrap_model(model), optimizer,
                scheduler, train_set, loader, streaming, val_set, val_loader, TrainerState(),
                MetricsLog(output_dir) if acc.is_main_process else None)
+    if _chance_is_ln_batch(config):
+        # Negatives come from one micro-batch gathered over processes.
+        run.loss_watch = LossWatch(data.batch_size * acc.num_processes)
+    return run
+
+
+def _chance_is_ln_batch(config: DictConfig) -> bool:
+    """Objectives whose loss is a cross-entropy over the global batch, ln(batch) at chance
+    (SigLIP's and the multi-view losses' chance values differ; Symile ``n_squared``'s is
+    ln(batch^(M-1))).
+    """
+    name, params = config.objective.name, config.objective.params
+    if name == "symile":
+        return str(params.get("negatives", "n")) == "n"
+    return name in ("clip", "gram")
 
 
 # -- 2. resume --------------------------------------------------------------------------------
@@ -222,8 +255,8 @@ def forward_backward(run: Run, batch: dict[str, Any]) -> tuple[dict[str, torch.T
 def _train_steps(run: Run, stop: StopRequest) -> bool:
     """Run optimiser steps up to ``train.max_steps``; return True when stopped by a signal."""
     acc, t = run.accelerator, run.config.train
-    bar = tqdm(total=t.max_steps, initial=run.state.step, unit="step",
-               disable=not (acc.is_main_process and run.config.logging.progress))
+    bar = progress_bar(t.max_steps, initial=run.state.step, unit="step",
+                       disable=not (acc.is_main_process and run.config.logging.progress))
     window = {"start": time.perf_counter(), "samples": 0, "ok": True}
     with bar:
         for batch in training_batches(run):
@@ -303,6 +336,8 @@ def _log_step(run: Run, out: dict[str, torch.Tensor], loss: float, window: dict[
     window.update(start=time.perf_counter(), samples=0)
     if step % t.log_every == 0 or step == t.max_steps:
         _log(run, values)
+    if run.loss_watch is not None:
+        run.loss_watch.update(step, loss)
     if acc.is_main_process:
         get_plugin_manager().pm.hook.anymodal_on_step_end(
             step=step, metrics=values, state=run.context())
@@ -327,15 +362,19 @@ def _log(run: Run, values: dict[str, float]) -> None:
 
 
 def _evaluate(run: Run) -> dict[str, float]:
-    """Validation metrics (every process takes part); the best of each is kept."""
+    """Validation metrics by ``anymodal eval``'s rule (every process takes part); the best
+    of each is kept, and a collapsed modality is reported.
+    """
     if run.val_loader is None:
         return {}
-    from anymodal.data.synthetic import SyntheticDataset
-
-    metrics = evaluate(run.raw_model, run.val_loader, run.accelerator,
-                       match_labels=isinstance(run.val_set, SyntheticDataset))
+    metrics, data = evaluate(run.raw_model, run.val_loader, run.accelerator,
+                             _eval_tasks(run.config), positives_rule(run.config, run.val_set))
+    if data is not None:
+        _warn_collapse(run, data.embeddings, data.present)
     best = run.state.best or {}
     for key, value in metrics.items():
+        if key.endswith("chance_R@1"):
+            continue
         better = (value < best.get(key, math.inf) if key.endswith("loss")
                   else value > best.get(key, -math.inf))
         if better:
@@ -347,6 +386,34 @@ def _evaluate(run: Run) -> dict[str, float]:
         get_plugin_manager().pm.hook.anymodal_on_eval_end(
             step=run.state.step, metrics=metrics, state=run.context())
     return metrics
+
+
+def _eval_tasks(config: DictConfig) -> list[str] | None:
+    tasks = config.eval.tasks
+    return None if tasks is None else [str(t) for t in tasks]
+
+
+def positives_rule(config: DictConfig, val_set: Any) -> str:
+    """``eval.positives``, or ``label`` for synthetic rows (only their class relates them)
+    and ``source`` for rows read from files (as ``anymodal eval`` defaults).
+    """
+    from anymodal.data.synthetic import SyntheticDataset
+
+    if config.eval.positives is not None:
+        return str(config.eval.positives)
+    return "label" if isinstance(val_set, SyntheticDataset) else "source"
+
+
+def _warn_collapse(run: Run, embeddings: dict[str, torch.Tensor],
+                   present: dict[str, torch.Tensor]) -> None:
+    for key, cosine in collapsed_modalities(embeddings, present).items():
+        if key not in run.warned:
+            run.warned.add(key)
+            logger.warning(
+                "modality %r has collapsed at step %d: its validation embeddings have mean "
+                "pairwise cosine %.3f (1 = one point), so queries involving it rank at "
+                "chance. Try a lower optim.lr or model.logit_scale_init, or another objective.",
+                key, run.state.step, cosine)
 
 
 def _checkpoint(run: Run) -> Path:
