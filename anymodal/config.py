@@ -9,6 +9,7 @@ naming the key and the valid choices.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +37,7 @@ __all__ = [
     "ObjectiveConfig",
     "OptimConfig",
     "TrainConfig",
+    "check_ranges",
     "load_config",
     "to_yaml",
     "validate_config",
@@ -66,7 +68,9 @@ class ModalityConfig:
 
 @dataclass
 class ModelConfig:
-    """Args:
+    """The model: embedding width, projection head and logit scale.
+
+    Args:
         embed_dim: width of the shared embedding space.
         head: projection head, ``linear`` or ``mlp``.
         normalize: L2-normalise the embeddings.
@@ -87,7 +91,7 @@ class ModelConfig:
 
 @dataclass
 class ObjectiveConfig:
-    """The objective: a registered name and its params.
+    """The objective: a registered name and its params (checked against its config).
 
     Args:
         name: the registered objective (``anymodal plugins`` lists them, ``anymodal
@@ -111,6 +115,8 @@ class DatasetConfig:
         seed: seed of a synthetic set (train and val must differ).
         missing: synthetic only: per modality key, the fraction of rows without it.
         label_key: the manifest column holding class labels (optional).
+        root: the folder a manifest's paths may point into (``null``: the manifest's own
+            folder); a path that leaves it is a bad row.
     """
 
     kind: str = "synthetic"
@@ -119,11 +125,14 @@ class DatasetConfig:
     seed: int = 0
     missing: dict[str, float] = field(default_factory=dict)
     label_key: str = "label"
+    root: str | None = None
 
 
 @dataclass
 class DataConfig:
-    """Args:
+    """The data: splits, batching, loader workers and the bad-row policy.
+
+    Args:
         train: the training split.
         val: the validation split (``null``: none).
         batch_size: rows per process per step.
@@ -132,6 +141,8 @@ class DataConfig:
         pin_memory: pin host memory (useful with a GPU).
         on_error: ``skip`` (log the row to ``bad_samples.jsonl``) or ``raise``.
         max_bad_fraction: stop when more than this fraction of rows seen failed to load.
+        load_timeout: seconds one item may take to load and transform before its row is
+            bad (a FIFO, a stalled network file system); ``0``: no limit.
     """
 
     train: DatasetConfig = field(default_factory=DatasetConfig)
@@ -141,12 +152,14 @@ class DataConfig:
     pin_memory: bool = False
     on_error: str = "skip"
     max_bad_fraction: float = 0.1
+    load_timeout: float = 60.0
 
 
 @dataclass
 class OptimConfig:
-    """AdamW with warmup and a schedule. ``weight_decay`` skips biases, norms, embeddings
-    and the logit scale.
+    """AdamW with warmup and a schedule.
+
+    ``weight_decay`` skips biases, norms, embeddings and the logit scale.
 
     Args:
         lr: the peak learning rate, reached at the end of the warmup.
@@ -202,7 +215,9 @@ class EvalConfig:
 
 @dataclass
 class TrainConfig:
-    """Args:
+    """The training run: length, checkpoints, resume, precision and cadence.
+
+    Args:
         max_steps: optimiser steps to run.
         output_dir: where checkpoints, logs and the final ``model/`` go.
         checkpoint_every: steps between checkpoints (0: only at the end and on signals).
@@ -242,7 +257,9 @@ class TrainConfig:
 
 @dataclass
 class LoggingConfig:
-    """Args:
+    """Logging: trackers, project name and the progress bar.
+
+    Args:
         trackers: Accelerate trackers (``csv`` is built in; ``tensorboard``, ``wandb``,
             ``mlflow`` when installed). ``metrics.jsonl`` is always written.
         project: the tracker project name.
@@ -256,6 +273,8 @@ class LoggingConfig:
 
 @dataclass
 class ExperimentConfig:
+    """A whole experiment: modalities, model, objective, data, optimiser, run, logging, eval."""
+
     name: str = "experiment"
     modalities: dict[str, ModalityConfig] = field(default_factory=dict)
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -276,6 +295,88 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "optim.schedule": ("cosine", "linear", "constant"),
     "train.mixed_precision": ("no", "fp16", "bf16"),
 }
+
+
+# Numeric options and their ranges, as intervals (``[`` includes the bound, ``(`` excludes
+# it). ``*`` stands for every modality key, split or list item. A value outside, NaN or
+# infinite is a ConfigError naming the key.
+_RANGES: tuple[tuple[str, str], ...] = (
+    ("model.embed_dim", "[1, inf)"),
+    ("model.logit_scale_init", "(0, inf)"),
+    ("model.logit_scale_max", "(0, inf)"),
+    ("modalities.*.lr_mult", "[0, inf)"),
+    ("data.*.size", "[1, inf)"),
+    ("data.*.seed", "[0, inf)"),
+    ("data.*.missing.*", "[0, 1]"),
+    ("data.batch_size", "[1, inf)"),
+    ("data.num_workers", "[0, inf)"),
+    ("data.max_bad_fraction", "[0, 1]"),
+    ("data.load_timeout", "[0, inf)"),
+    ("optim.lr", "(0, inf)"),
+    ("optim.weight_decay", "[0, inf)"),
+    ("optim.betas.*", "[0, 1)"),
+    ("optim.eps", "(0, inf)"),
+    ("optim.warmup_steps", "[0, inf)"),
+    ("optim.min_lr_ratio", "[0, 1]"),
+    ("optim.grad_clip", "[0, inf)"),
+    ("train.max_steps", "[1, inf)"),
+    ("train.checkpoint_every", "[0, inf)"),
+    ("train.keep", "[1, inf)"),
+    ("train.eval_every", "[0, inf)"),
+    ("train.seed", "[0, inf)"),
+    ("train.grad_accum", "[1, inf)"),
+    ("train.log_every", "[1, inf)"),
+    ("train.max_nonfinite", "[1, inf)"),
+    ("train.threads", "[1, inf)"),
+    ("train.modality_dropout.p", "[0, 1]"),
+    ("train.modality_dropout.min_present", "[1, inf)"),
+)
+
+
+def _numbers(node: Any, parts: list[str], prefix: str) -> Iterable[tuple[str, Any]]:
+    """``(dotted key, value)`` of every value under ``node`` matching ``parts`` (``*`` any)."""
+    if not parts:
+        yield prefix, node
+        return
+    head, rest = parts[0], parts[1:]
+    if isinstance(node, Mapping):
+        keys = list(node) if head == "*" else [head] if head in node else []
+        for key in keys:
+            yield from _numbers(node[key], rest, f"{prefix}.{key}" if prefix else str(key))
+    elif isinstance(node, list) and head == "*":
+        for i, item in enumerate(node):
+            yield from _numbers(item, rest, f"{prefix}[{i}]")
+
+
+def _inside(value: Any, interval: str) -> bool:
+    """Whether ``value`` is a finite number in ``interval`` (e.g. ``[0, 1)``)."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        return False
+    low, high = (float(x) for x in interval[1:-1].split(","))
+    above = value >= low if interval[0] == "[" else value > low
+    below = value <= high if interval[-1] == "]" else value < high
+    return above and below
+
+
+def check_ranges(config: DictConfig) -> None:
+    """Check every numeric option against its range (:data:`_RANGES`).
+
+    Args:
+        config: the merged config.
+
+    Raises:
+        ConfigError: naming the key, its value and the range expected.
+    """
+    plain = OmegaConf.to_container(config, resolve=True)
+    for pattern, interval in _RANGES:
+        for key, value in _numbers(plain, pattern.split("."), ""):
+            if value is not None and not _inside(value, interval):
+                raise ConfigError(f"config key {key!r} is {value!r}; expected a finite "
+                                  f"number in {interval}")
+    model = plain["model"] if isinstance(plain, dict) else {}
+    if model["logit_scale_init"] > model["logit_scale_max"]:
+        raise ConfigError(f"config key 'model.logit_scale_init' is {model['logit_scale_init']}"
+                          f", above model.logit_scale_max ({model['logit_scale_max']})")
 
 
 def load_config(
@@ -352,7 +453,8 @@ def _valid_keys(parent: str) -> list[str] | None:
 
 
 def validate_config(config: DictConfig) -> None:
-    """Check what the schema cannot: names exist and params fit (raises ConfigError)."""
+    """Check what the schema cannot: ranges, names exist and params fit (raises ConfigError)."""
+    check_ranges(config)
     for key, expected in _CHOICES.items():
         value = OmegaConf.select(config, key)
         if value is not None and value not in expected:
@@ -363,35 +465,7 @@ def validate_config(config: DictConfig) -> None:
         raise ConfigError("config key 'modalities' is empty: name at least one modality")
     manager = get_plugin_manager()
     for key, mod in config.modalities.items():
-        where = f"modalities.{key}"
-        kind = mod.modality or key
-        if kind not in manager.modalities:
-            raise ConfigError(
-                f"{where}: unknown modality {kind!r}; {suggest(kind, manager.modalities.names())}"
-                + _install_hint(kind)
-            )
-        try:
-            spec = get_modality(kind, **OmegaConf.to_container(mod.options, resolve=True))
-        except ConfigError as exc:
-            raise ConfigError(f"{where}.options: {exc}") from None
-        encoder = mod.encoder or spec.default_encoder
-        if encoder not in manager.encoders:
-            choices = [n for n in manager.encoders.names()
-                       if manager.encoders.get(n).modality == kind]
-            raise ConfigError(
-                f"{where}.encoder: unknown encoder {encoder!r}; {suggest(encoder, choices)}"
-            )
-        enc = get_encoder_spec(encoder)
-        if enc.modality != kind:
-            raise ConfigError(
-                f"{where}.encoder: {encoder!r} encodes {enc.modality!r}, not {kind!r}"
-            )
-        try:
-            params = OmegaConf.to_container(mod.params, resolve=True)
-            build_params(enc.config_cls, bind_encoder_params(enc, spec, params),
-                         f"encoder {encoder!r}")
-        except ConfigError as exc:
-            raise ConfigError(f"{where}.params: {exc}") from None
+        _check_modality(str(key), mod, manager)
     name = config.objective.name
     if name not in manager.objectives:
         raise ConfigError(
@@ -406,6 +480,39 @@ def validate_config(config: DictConfig) -> None:
         raise ConfigError(f"objective.params: {exc}") from None
     except PluginError as exc:
         raise ConfigError(str(exc)) from None
+
+
+def _check_modality(key: str, mod: Any, manager: Any) -> None:
+    """Check that one modality's type and encoder exist and that its options and params fit."""
+    where = f"modalities.{key}"
+    kind = mod.modality or key
+    if kind not in manager.modalities:
+        raise ConfigError(
+            f"{where}: unknown modality {kind!r}; {suggest(kind, manager.modalities.names())}"
+            + _install_hint(kind)
+        )
+    try:
+        spec = get_modality(kind, **OmegaConf.to_container(mod.options, resolve=True))
+    except ConfigError as exc:
+        raise ConfigError(f"{where}.options: {exc}") from None
+    encoder = mod.encoder or spec.default_encoder
+    if encoder not in manager.encoders:
+        choices = [n for n in manager.encoders.names()
+                   if manager.encoders.get(n).modality == kind]
+        raise ConfigError(
+            f"{where}.encoder: unknown encoder {encoder!r}; {suggest(encoder, choices)}"
+        )
+    enc = get_encoder_spec(encoder)
+    if enc.modality != kind:
+        raise ConfigError(
+            f"{where}.encoder: {encoder!r} encodes {enc.modality!r}, not {kind!r}"
+        )
+    try:
+        params = OmegaConf.to_container(mod.params, resolve=True)
+        build_params(enc.config_cls, bind_encoder_params(enc, spec, params),
+                     f"encoder {encoder!r}")
+    except ConfigError as exc:
+        raise ConfigError(f"{where}.params: {exc}") from None
 
 
 def _install_hint(kind: str) -> str:

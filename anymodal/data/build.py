@@ -13,6 +13,7 @@ from anymodal.errors import ConfigError
 from anymodal.types import ModalitySpec
 
 from .collate import collate_rows
+from .guard import DEFAULT_LOAD_TIMEOUT
 from .manifest import ManifestDataset
 from .shards import ShardDataset
 from .subsets import EpochRows, EpochSampler, ModalityDropout
@@ -22,7 +23,8 @@ __all__ = ["build_dataloader", "build_dataset", "default_num_workers"]
 
 
 def build_dataset(split: DictConfig, modalities: Mapping[str, ModalitySpec], train: bool,
-                  on_error: str, seed: int = 0) -> Dataset:  # type: ignore[type-arg]
+                  on_error: str, seed: int = 0, load_timeout: float = DEFAULT_LOAD_TIMEOUT
+                  ) -> Dataset:  # type: ignore[type-arg]
     """The dataset of one split (``data.train`` or ``data.val``)."""
     if split.kind == "synthetic":
         return SyntheticDataset(modalities, split.size, split.seed, dict(split.missing))
@@ -30,9 +32,11 @@ def build_dataset(split: DictConfig, modalities: Mapping[str, ModalitySpec], tra
         raise ConfigError(f"data split of kind {split.kind!r} needs a 'path'")
     if split.kind == "manifest":
         return ManifestDataset(split.path, modalities, train=train, on_error=on_error,
-                               label_key=split.label_key)
+                               label_key=split.label_key, root=split.get("root"),
+                               load_timeout=load_timeout)
     if split.kind == "webdataset":
-        return ShardDataset(split.path, modalities, train=train, on_error=on_error, seed=seed)
+        return ShardDataset(split.path, modalities, train=train, on_error=on_error, seed=seed,
+                            load_timeout=load_timeout)
     raise ConfigError(f"unknown data kind {split.kind!r}; valid choices: manifest, "
                       "synthetic, webdataset")
 

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from anymodal.errors import DataError
 from anymodal.types import ModalitySpec
 
+from . import sources
 from .collate import BadRow, Row
+from .guard import DEFAULT_LOAD_TIMEOUT, guarded_item
 
 __all__ = ["ON_ERROR_CHOICES", "load_row", "resolve_source", "source_key"]
 
@@ -24,22 +26,19 @@ def source_key(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
 
 
-def resolve_source(value: Any, base_dir: Path | None) -> Any:
-    """A string that names an existing file relative to ``base_dir`` becomes that path;
-    anything else (inline text, bytes, numbers, absolute paths) is passed on unchanged."""
-    if isinstance(value, str) and base_dir is not None and value and not Path(value).is_absolute():
-        candidate = base_dir / value
-        try:
-            if candidate.exists():
-                return str(candidate)
-        except OSError:  # a long inline caption can be an invalid file name
-            return value
-    return value
+def resolve_source(value: Any, base_dir: Path | None, root: Path | None = None,
+                   is_path: Callable[[str], bool] | None = None) -> Any:
+    """Resolve a manifest string that names a file, confined to ``root``.
+
+    See :func:`anymodal.data.sources.resolve_source`; content is passed on unchanged.
+    """
+    return sources.resolve_source(value, base_dir, root, is_path)
 
 
-def load_row(index: int, row_id: str, sources: Mapping[str, Any], label: int | None,
+def load_row(index: int, row_id: str, values: Mapping[str, Any], label: int | None,
              modalities: Mapping[str, ModalitySpec], train: bool, on_error: str,
-             base_dir: Path | None = None) -> Row | BadRow:
+             base_dir: Path | None = None, root: Path | None = None,
+             timeout: float = DEFAULT_LOAD_TIMEOUT) -> Row | BadRow:
     """``load`` + ``transform`` every modality of a row.
 
     A source that is ``None`` (or a key that is absent) is a missing modality. A
@@ -49,13 +48,13 @@ def load_row(index: int, row_id: str, sources: Mapping[str, Any], label: int | N
     items: dict[str, Any] = {}
     keys: dict[str, str] = {}
     for key, spec in modalities.items():
-        value = sources.get(key)
+        value = values.get(key)
         if value is None:
             continue
         keys[key] = source_key(value)
-        source = resolve_source(value, base_dir)
         try:
-            items[key] = spec.transform(spec.load(source), train)
+            source = resolve_source(value, base_dir, root, sources.path_rule(spec.load))
+            items[key] = guarded_item(spec, source, train, timeout, source)
         except DataError as exc:
             if on_error == "raise":
                 raise DataError(exc.source, f"{exc.problem} (row {index}, id {row_id!r}, "

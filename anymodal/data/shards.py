@@ -18,6 +18,8 @@ from anymodal.errors import DataError
 from anymodal.types import ModalitySpec
 
 from .collate import BadRow, Row
+from .guard import DEFAULT_LOAD_TIMEOUT
+from .labels import parse_label
 from .rows import load_row
 
 __all__ = ["ShardDataset"]
@@ -34,11 +36,14 @@ class ShardDataset(IterableDataset[Row | BadRow]):
         train: augmentation on, and shards shuffled per epoch.
         on_error: ``skip`` or ``raise``, as for manifests.
         seed: the shard-shuffle seed (with the epoch set by :meth:`set_epoch`).
+        load_timeout: seconds one item may take to load (``0``: no limit).
     """
 
     def __init__(self, urls: str | list[str], modalities: Mapping[str, ModalitySpec],
-                 train: bool = True, on_error: str = "skip", seed: int = 0) -> None:
+                 train: bool = True, on_error: str = "skip", seed: int = 0,
+                 load_timeout: float = DEFAULT_LOAD_TIMEOUT) -> None:
         self.urls = urls
+        self.load_timeout = float(load_timeout)
         self.modalities = dict(modalities)
         self.train = train
         self.on_error = on_error
@@ -46,6 +51,7 @@ class ShardDataset(IterableDataset[Row | BadRow]):
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
+        """Reshuffle the shards for ``epoch`` (called by the loop at each epoch)."""
         self.epoch = epoch
 
     def __iter__(self) -> Iterator[Row | BadRow]:
@@ -60,6 +66,7 @@ class ShardDataset(IterableDataset[Row | BadRow]):
             yield self._row(index, sample)
 
     def _row(self, index: int, sample: dict[str, Any]) -> Row | BadRow:
+        """One sample as a row; a bad sample is a :class:`BadRow` under ``skip``."""
         key = str(sample.get("__key__", index))
         where = f"{sample.get('__url__', self.urls)}:{key}"
         sources: dict[str, Any] = {}
@@ -71,22 +78,28 @@ class ShardDataset(IterableDataset[Row | BadRow]):
                     continue
                 modality, _, ext = name.partition(".")
                 if modality in ("label", "cls"):
-                    label = int(value.decode() if isinstance(value, bytes) else value)
+                    label = parse_label(value, f"{where} {name}")
                 elif modality in self.modalities:
-                    sources[modality] = self._source(value, ext, temp_files)
+                    sources[modality] = self._source(value, ext, temp_files, f"{where} {name}")
             return load_row(index, key, sources, label, self.modalities, self.train,
-                            self.on_error)
+                            self.on_error, timeout=self.load_timeout)
         except DataError as exc:
-            raise DataError(where, exc.problem) from None
+            if self.on_error == "raise":
+                raise DataError(where, exc.problem) from None
+            return BadRow(index, key, where, exc.problem)
         finally:
             for path in temp_files:
                 os.unlink(path)
 
     @staticmethod
-    def _source(value: bytes, ext: str, temp_files: list[str]) -> Any:
+    def _source(value: bytes, ext: str, temp_files: list[str], where: str) -> Any:
         # Every plugin reads paths, not every decoder reads bytes: hand over a temp file.
         if ext in _TEXT_EXTENSIONS:
-            return value.decode("utf-8")
+            try:
+                return value.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise DataError(where, f"is not valid UTF-8 (byte 0x{value[exc.start]:02x} "
+                                f"at offset {exc.start})") from None
         handle, path = tempfile.mkstemp(suffix=f".{ext}" if ext else "")
         with os.fdopen(handle, "wb") as out:
             out.write(value)

@@ -175,9 +175,12 @@ def _from_npz(path: Path, config: PointCloudConfig) -> RawPointCloud:
     archive = _np_load(path)
     if "points" not in archive.files:
         raise DataError(path, f"the .npz has no 'points' array (arrays: {archive.files})")
-    colors = archive["colors"] if "colors" in archive.files else None
-    normals = archive["normals"] if "normals" in archive.files else None
-    return _finish(archive["points"], colors, normals, str(path), config)
+    try:  # the arrays are read lazily: an object array or a damaged member fails here
+        arrays = {name: archive[name] if name in archive.files else None
+                  for name in ("points", "colors", "normals")}
+    except Exception as exc:  # numpy raises ValueError (pickled objects), zipfile errors...
+        raise DataError(path, f"not a readable .npz of numeric arrays ({exc})") from None
+    return _finish(arrays["points"], arrays["colors"], arrays["normals"], str(path), config)
 
 
 def _from_columns(array: Any, name: str, config: PointCloudConfig) -> RawPointCloud:

@@ -92,3 +92,8 @@ def load_text(source: Any) -> str:
     if not text:
         raise DataError(name, "is empty or only whitespace; a text item needs some text")
     return text
+
+
+# The manifest reader asks the loader which strings are paths (anymodal.data.sources): only
+# those are resolved against the manifest's folder; any other string stays the text itself.
+load_text.source_is_path = is_text_path  # type: ignore[attr-defined]
