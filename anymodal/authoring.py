@@ -240,6 +240,8 @@ def bind_encoder_params(spec: EncoderSpec, modality: ModalitySpec | None,
         modality: the configured modality it will read (``None``: nothing is bound).
         params: the user's params.
 
+    An option that is ``None`` (unset) binds nothing.
+
     Raises:
         ConfigError: a user param differs from the option it is bound to (the encoder
             would not fit its input), naming both.
@@ -253,6 +255,8 @@ def bind_encoder_params(spec: EncoderSpec, modality: ModalitySpec | None,
         except AttributeError:
             raise PluginError(f"encoder {spec.name!r} binds param {param!r} to option "
                               f"{option!r}, which modality {modality.name!r} lacks") from None
+        if value is None:  # an option left unset binds nothing
+            continue
         if param in out and out[param] != value:
             raise ConfigError(
                 f"encoder {spec.name!r}: param {param}={out[param]!r} differs from the "

@@ -82,16 +82,18 @@ def load_hf(model: str | None, loader: str, who: str, **kwargs: Any) -> Any:
 
 
 def pool_tokens(hidden: torch.Tensor, mask: torch.Tensor | None, pooling: str) -> torch.Tensor:
-    """One vector per row from token states.
+    """One vector per row from token states (or a convolutional feature map).
 
     Args:
-        hidden: token states.
+        hidden: token states, or a ``[B, C, H, W]`` map (read as ``H*W`` tokens).
         mask: True on real tokens (``None``: all real).
         pooling: ``"cls"`` (first token) or ``"mean"`` (over real tokens).
 
     Shapes:
-        hidden: ``[B, L, D]``; mask: ``[B, L]``; output: ``[B, D]``.
+        hidden: ``[B, L, D]`` or ``[B, D, H, W]``; mask: ``[B, L]``; output: ``[B, D]``.
     """
+    if hidden.dim() == 4:
+        hidden = hidden.flatten(2).transpose(1, 2)
     if pooling == "cls":
         return hidden[:, 0]
     if mask is None:

@@ -47,6 +47,9 @@ class ImageConfig:
         std: per-channel standard deviation divided by.
         background: grey level (0-255) that transparent pixels are composited onto.
         num_classes: classes of the synthetic images (at most 36: 6 colours x 6 shapes).
+        processor: a Hugging Face model (local folder or hub id) whose own image processor
+            prepares the items instead of the resize/crop/normalise above (only ``hflip``
+            still applies in training); ``image_hf`` loads that model by default.
     """
 
     size: int = 224
@@ -58,6 +61,7 @@ class ImageConfig:
     std: list[float] = field(default_factory=lambda: list(IMAGENET_STD))
     background: int = 255
     num_classes: int = 16
+    processor: str | None = None
 
 
 def validate_image_config(config: ImageConfig, max_classes: int) -> ImageConfig:

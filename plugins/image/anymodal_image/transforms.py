@@ -40,6 +40,7 @@ def _build(config: ImageConfig, train: bool) -> Any:
 # Built on first use per process (registering the modality imports no torchvision), one
 # pair per distinct config; repr() keys it because the config holds lists.
 _PIPELINES: dict[tuple[str, bool], Any] = {}
+_PROCESSORS: dict[str, Any] = {}
 
 
 def transform_image(raw: torch.Tensor, train: bool, config: ImageConfig) -> torch.Tensor:
@@ -56,10 +57,25 @@ def transform_image(raw: torch.Tensor, train: bool, config: ImageConfig) -> torc
     if raw.dtype != torch.uint8 or raw.dim() != 3 or raw.shape[0] != 3:
         raise ValueError(f"image transform expects uint8 [3, H, W] pixels (from load), "
                          f"got {raw.dtype} {tuple(raw.shape)}")
+    if config.processor:
+        return _with_processor(raw, train, config)
     key = (repr(config), bool(train))
     if key not in _PIPELINES:
         _PIPELINES[key] = _build(config, bool(train))
     return _PIPELINES[key](raw)
+
+
+def _with_processor(raw: torch.Tensor, train: bool, config: ImageConfig) -> torch.Tensor:
+    """The model's own image processor (``config.processor``) on ``raw``; flip in training."""
+    if config.processor not in _PROCESSORS:
+        from anymodal.towers import load_hf
+
+        _PROCESSORS[config.processor] = load_hf(config.processor, "AutoImageProcessor",
+                                                "modality 'image' (option processor)")
+    if train and config.hflip > 0 and float(torch.rand(())) < config.hflip:
+        raw = raw.flip(-1)
+    out = _PROCESSORS[config.processor](images=raw, return_tensors="pt")["pixel_values"]
+    return out[0].float()
 
 
 def collate_images(items: list[torch.Tensor]) -> torch.Tensor:
