@@ -219,7 +219,9 @@ class PluginManager:
     def _load_candidate(self, c: _Candidate) -> bool:
         try:
             plugin = c.load()
-        except Exception as exc:  # a plugin may raise anything while importing
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:  # anything, SystemExit included, is the plugin's failure
             return self._fail(c, f"failed to import: {type(exc).__name__}: {exc}")
         if c.name in self.plugins or self.pm.has_plugin(c.name):
             return self._fail(c, f"a plugin named {c.name!r} is already loaded")
@@ -234,7 +236,9 @@ class PluginManager:
         try:
             staged = self._collect(plugin, c.name)
             self._check_duplicates(staged)
-        except Exception as exc:
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:  # a register hook that exits is a failed plugin too
             self.pm.unregister(name=c.name)
             return self._fail(c, str(exc) if isinstance(exc, PluginError)
                               else f"raised in a register hook: {type(exc).__name__}: {exc}")
@@ -419,12 +423,45 @@ def create_encoder(name: str, modality: ModalitySpec | None = None, **params: An
     spec = get_encoder_spec(name)
     params = bind_encoder_params(spec, modality, params)
     module = spec.factory(build_params(spec.config_cls, params, f"encoder {name!r}"))
+    owner = get_plugin_manager().encoders.owner(name)
     if not isinstance(getattr(module, "width", None), int):
         raise PluginError(
-            f"encoder {name!r} (plugin {get_plugin_manager().encoders.owner(name)!r}) built a "
-            "module without an int attribute 'width'"
+            f"encoder {name!r} (plugin {owner!r}) built a module without an int attribute "
+            "'width'"
         )
+    if modality is not None:
+        check_output_width(module, modality, f"encoder {name!r} (plugin {owner!r})")
     return module
+
+
+def check_output_width(module: Any, modality: ModalitySpec, what: str) -> None:
+    """Run ``module`` on two synthesized items and check it returns ``[2, module.width]``.
+
+    A wrong width would otherwise fail deep inside the projection head, naming nothing.
+
+    Args:
+        module: the built encoder.
+        modality: the configured modality whose ``synthesize``/``collate`` make the batch.
+        what: how the encoder is named in the error.
+
+    Raises:
+        PluginError: the output is not a ``[2, width]`` tensor.
+    """
+    import torch
+
+    items = modality.synthesize(2, torch.Generator().manual_seed(0))
+    was_training = module.training
+    module.eval()
+    try:
+        with torch.no_grad():
+            out = module(modality.collate(list(items)))
+    finally:
+        module.train(was_training)
+    shape = tuple(out.shape) if torch.is_tensor(out) else type(out).__name__
+    if shape != (2, module.width):
+        raise PluginError(f"{what} returned {shape} for a batch of 2 {modality.name!r} items; "
+                          f"expected (2, {module.width}): [batch, width] with its declared "
+                          "width")
 
 
 def lookup_registered(kind: str, name: str) -> Any:
