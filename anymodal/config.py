@@ -227,6 +227,9 @@ class TrainConfig:
         seed: seed of everything.
         mixed_precision: ``no``, ``fp16`` or ``bf16``.
         grad_accum: micro-batches per optimiser step.
+        micro_batch: GradCache (:mod:`anymodal.training.gradcache`): embed each batch this
+            many rows at a time and still step on the exact gradient of the whole batch
+            (``null``: one forward pass over the batch).
         log_every: steps between logged metrics.
         max_nonfinite: consecutive non-finite losses before the run stops.
         deterministic: ask torch for deterministic kernels.
@@ -246,6 +249,7 @@ class TrainConfig:
     seed: int = 0
     mixed_precision: str = "no"
     grad_accum: int = 1
+    micro_batch: int | None = None
     log_every: int = 10
     max_nonfinite: int = 5
     deterministic: bool = False
@@ -325,6 +329,7 @@ _RANGES: tuple[tuple[str, str], ...] = (
     ("train.eval_every", "[0, inf)"),
     ("train.seed", "[0, inf)"),
     ("train.grad_accum", "[1, inf)"),
+    ("train.micro_batch", "[1, inf)"),
     ("train.log_every", "[1, inf)"),
     ("train.max_nonfinite", "[1, inf)"),
     ("train.threads", "[1, inf)"),
