@@ -46,6 +46,8 @@ class ImageConfig:
         mean: per-channel mean subtracted after scaling to [0, 1] (ImageNet's by default).
         std: per-channel standard deviation divided by.
         background: grey level (0-255) that transparent pixels are composited onto.
+        max_pixels: images with more pixels (width x height) are bad items, refused from
+            their header before decoding (``0``: no limit).
         num_classes: classes of the synthetic images (at most 36: 6 colours x 6 shapes).
         processor: a Hugging Face model (local folder or hub id) whose own image processor
             prepares the items instead of the resize/crop/normalise above (only ``hflip``
@@ -60,6 +62,7 @@ class ImageConfig:
     mean: list[float] = field(default_factory=lambda: list(IMAGENET_MEAN))
     std: list[float] = field(default_factory=lambda: list(IMAGENET_STD))
     background: int = 255
+    max_pixels: int = 50_000_000
     num_classes: int = 16
     processor: str | None = None
 

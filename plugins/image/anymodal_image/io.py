@@ -26,7 +26,7 @@ import torch
 
 from anymodal import DataError
 
-__all__ = ["load_image", "to_rgb"]
+__all__ = ["DEFAULT_MAX_PIXELS", "load_image", "to_rgb"]
 
 
 def to_rgb(image: Any, background: int = 255) -> Any:
@@ -70,13 +70,23 @@ def _open(source: Any) -> tuple[str, Any]:
                     "expected a path, encoded image bytes or a PIL.Image")
 
 
-def load_image(source: Any, background: int = 255) -> torch.Tensor:
+# Pixels an image may have before it is refused, undecoded (options: max_pixels). A
+# 12000 x 12000 PNG took 1.8 GB to decode before becoming a 32 x 32 item.
+DEFAULT_MAX_PIXELS = 50_000_000
+
+
+def load_image(source: Any, background: int = 255, max_pixels: int = DEFAULT_MAX_PIXELS
+               ) -> torch.Tensor:
     """Decode one image to RGB pixels.
+
+    The header is read first: an image of more than ``max_pixels`` pixels is refused before
+    a byte of it is decoded (Pillow knows the size from the header alone).
 
     Args:
         source: a path (``str`` or :class:`pathlib.Path`), the bytes of an encoded image,
             or a ``PIL.Image``.
         background: grey level (0-255) under transparent pixels.
+        max_pixels: the largest width x height accepted (``0``: no limit).
 
     Returns:
         ``uint8`` tensor ``[3, H, W]``.
@@ -97,6 +107,11 @@ def load_image(source: Any, background: int = 255) -> torch.Tensor:
         open_image = partial(Image.open, stream)
     try:
         with open_image() as image:
+            width, height = image.size  # from the header: nothing is decoded yet
+            if max_pixels and width * height > max_pixels:
+                raise DataError(name, f"has {width} x {height} = {width * height:,} pixels, "
+                                f"over the limit of {max_pixels:,} (the modality's "
+                                "max_pixels option); refused before decoding")
             image.load()  # decode now: a truncated file raises here
             rgb = to_rgb(ImageOps.exif_transpose(image), background)
     except UnidentifiedImageError:

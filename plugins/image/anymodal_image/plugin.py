@@ -26,7 +26,7 @@ __all__ = ["IMAGE", "anymodal_register_encoders", "anymodal_register_modalities"
 
 
 def _load(source: Any, config: ImageConfig) -> torch.Tensor:
-    return load_image(source, background=config.background)
+    return load_image(source, background=config.background, max_pixels=config.max_pixels)
 
 
 IMAGE = define_modality(
