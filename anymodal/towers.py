@@ -27,7 +27,15 @@ from torch import nn
 from anymodal.errors import ConfigError, PluginError
 from anymodal.layers import masked_mean
 
-__all__ = ["POOLINGS", "LayerTap", "PretrainedTower", "load_hf", "model_source", "pool_tokens"]
+__all__ = [
+    "POOLINGS",
+    "LayerTap",
+    "PretrainedTower",
+    "load_hf",
+    "load_open_clip",
+    "model_source",
+    "pool_tokens",
+]
 
 POOLINGS = ("cls", "mean", "pooler")
 
@@ -79,6 +87,48 @@ def load_hf(model: str | None, loader: str, who: str, **kwargs: Any) -> Any:
         where = f"folder {source}" if local else f"hub id {source!r}"
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ConfigError(f"{who}: cannot load {loader} from {where}: {first}") from None
+
+
+def load_open_clip(model_name: str | None, pretrained: str | None, config_file: str | None,
+                   who: str) -> tuple[nn.Module, str]:
+    """An ``open_clip`` model and its name.
+
+    Args:
+        model_name: an open_clip architecture (``"ViT-B-32"``); defaults to the stem of
+            ``config_file``.
+        pretrained: a local weight file (``.pt``, ``.bin``, ``.safetensors``) or an open_clip
+            tag (``"laion2b_s34b_b79k"``, downloaded once); ``None``: random weights.
+        config_file: a JSON architecture to register first (its file name is its name).
+        who: how errors name the caller.
+
+    Raises:
+        PluginError: open_clip is not installed.
+        ConfigError: an unknown architecture, a missing file, or weights that do not fit.
+    """
+    try:
+        import open_clip
+    except ImportError:
+        raise PluginError(f"{who} needs the package open-clip-torch; install it with: "
+                          "pip install 'anymodal-image[open_clip]'") from None
+    if config_file:
+        if not Path(config_file).is_file():
+            raise ConfigError(f"{who}: config_file {config_file} is not a file")
+        open_clip.add_model_config(config_file)
+        model_name = model_name or Path(config_file).stem
+    if not model_name or model_name not in open_clip.list_models():
+        close = difflib.get_close_matches(str(model_name), open_clip.list_models(), n=3)
+        raise ConfigError(f"{who}: open_clip has no model {model_name!r}"
+                          + (f"; did you mean {', '.join(close)}?" if close else ""))
+    if pretrained and ("/" in pretrained or Path(pretrained).suffix) \
+            and not Path(pretrained).is_file():
+        raise ConfigError(f"{who}: pretrained weight file {pretrained} does not exist")
+    try:
+        model = open_clip.create_model(model_name, pretrained=pretrained or None,
+                                       require_pretrained=bool(pretrained))
+    except (RuntimeError, OSError, ValueError, KeyError) as exc:
+        raise ConfigError(f"{who}: pretrained {pretrained!r} does not fit {model_name!r}: "
+                          f"{str(exc).strip().splitlines()[0]}") from None
+    return model, model_name
 
 
 def pool_tokens(hidden: torch.Tensor, mask: torch.Tensor | None, pooling: str) -> torch.Tensor:

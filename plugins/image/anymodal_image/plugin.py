@@ -16,6 +16,7 @@ from anymodal_image.checks import anymodal_register_doctor_checks  # noqa: F401 
 from anymodal_image.config import ImageConfig, validate_image_config
 from anymodal_image.encoders.cnn import CNNSmall
 from anymodal_image.encoders.hf import HFImageEncoder
+from anymodal_image.encoders.open_clip_tower import OpenCLIPImageEncoder
 from anymodal_image.encoders.timm_model import TimmEncoder
 from anymodal_image.encoders.vit import ViTTiny
 from anymodal_image.io import load_image
@@ -37,4 +38,6 @@ IMAGE = define_modality(
 )
 
 anymodal_register_modalities, anymodal_register_encoders = plugin_hooks(
-    modalities=[IMAGE], encoders=[ViTTiny, CNNSmall, TimmEncoder, HFImageEncoder])
+    modalities=[IMAGE],
+    encoders=[ViTTiny, CNNSmall, TimmEncoder, HFImageEncoder, OpenCLIPImageEncoder],
+)

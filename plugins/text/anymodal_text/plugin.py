@@ -13,6 +13,7 @@ from anymodal_text.checks import anymodal_register_doctor_checks  # noqa: F401  
 from anymodal_text.config import TextConfig, validate_text_config
 from anymodal_text.encoders.hf import HFTextEncoder
 from anymodal_text.encoders.minilm import MiniLMEncoder
+from anymodal_text.encoders.open_clip_tower import OpenCLIPTextEncoder
 from anymodal_text.encoders.transformer import TextTransformer
 from anymodal_text.io import load_text
 from anymodal_text.synthetic import MAX_CLASSES
@@ -28,4 +29,6 @@ TEXT = define_modality(
 )
 
 anymodal_register_modalities, anymodal_register_encoders = plugin_hooks(
-    modalities=[TEXT], encoders=[TextTransformer, MiniLMEncoder, HFTextEncoder])
+    modalities=[TEXT],
+    encoders=[TextTransformer, MiniLMEncoder, HFTextEncoder, OpenCLIPTextEncoder],
+)

@@ -1,0 +1,85 @@
+"""``text_open_clip``: the text tower of an open_clip CLIP model, with its own tokenizer.
+
+The pair of ``image_open_clip`` (anymodal-image): give both the same ``model_name``,
+``pretrained`` and ``config_file``, and ``freeze: true`` on both keys to keep the pair fixed
+while other modalities learn its space (the ImageBind recipe). The raw ``text`` of the
+collated batch is tokenised here, as ``text_hf`` does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from anymodal import encoder
+from anymodal.towers import load_open_clip
+
+__all__ = ["OpenCLIPTextConfig", "OpenCLIPTextEncoder"]
+
+WHO = "encoder 'text_open_clip'"
+
+
+@dataclass
+class OpenCLIPTextConfig:
+    """Parameters of ``text_open_clip`` (the same as ``image_open_clip``'s).
+
+    Args:
+        model_name: the open_clip architecture (``"ViT-B-32"``); defaults to the stem of
+            ``config_file``.
+        pretrained: a local weight file, or an open_clip tag (downloaded once); ``None``:
+            random weights.
+        config_file: a JSON architecture to register first (tests use a tiny one).
+        freeze: keep the tower fixed (no gradient, always in eval mode).
+    """
+
+    model_name: str | None = None
+    pretrained: str | None = None
+    config_file: str | None = None
+    freeze: bool = False
+
+
+@encoder("text_open_clip", config=OpenCLIPTextConfig)
+class OpenCLIPTextEncoder(nn.Module):
+    """The text tower of an open_clip model (projected CLIP text embedding).
+
+    Shapes:
+        input: the text modality's collated dict (its ``text``, ``list[str]`` of length B);
+        output: ``[B, embed_dim]``.
+    """
+
+    def __init__(self, config: OpenCLIPTextConfig) -> None:
+        super().__init__()
+        import open_clip
+
+        model, name = load_open_clip(config.model_name, config.pretrained, config.config_file,
+                                     WHO)
+        model.visual = None  # only the text tower is kept
+        self.config = config
+        self.model = model
+        self.tokenizer = open_clip.get_tokenizer(name)
+        self.width = int(model.text_projection.shape[1]) if torch.is_tensor(
+            getattr(model, "text_projection", None)) else int(model.embed_dim)
+        if config.freeze:
+            self.model.requires_grad_(False)
+            self.model.eval()
+
+    def train(self, mode: bool = True) -> OpenCLIPTextEncoder:
+        """Set the training mode; a frozen tower stays in eval mode."""
+        super().train(mode)
+        if self.config.freeze:
+            self.model.eval()
+        return self
+
+    def forward(self, batch: dict[str, Any]) -> torch.Tensor:
+        """Tokenise ``batch["text"]`` and embed it with the CLIP text tower."""
+        texts = batch.get("text") if isinstance(batch, dict) else None
+        if not isinstance(texts, list):
+            raise ValueError("text_open_clip reads the raw strings of the text modality's "
+                             "batch (key 'text', a list of str), which this batch lacks")
+        device = next(self.model.parameters()).device
+        tokens = self.tokenizer(texts).to(device)
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.config.freeze):
+            return self.model.encode_text(tokens)
