@@ -12,7 +12,9 @@ from __future__ import annotations
 
 from anymodal.objectives.base import Objective
 from anymodal.objectives.clip import ClipConfig, ClipLoss
+from anymodal.objectives.dcl import DCLConfig, DCLLoss
 from anymodal.objectives.gram import GramConfig, GramLoss
+from anymodal.objectives.infoloob import InfoLOOBConfig, InfoLOOBLoss
 from anymodal.objectives.multiview import MultiViewConfig, MVDHELLoss, MVInfoNCELoss
 from anymodal.objectives.siglip import SigLipConfig, SigLipLoss
 from anymodal.objectives.symile import SymileConfig, SymileLoss
@@ -21,8 +23,12 @@ from anymodal.types import ObjectiveSpec
 __all__ = [
     "ClipConfig",
     "ClipLoss",
+    "DCLConfig",
+    "DCLLoss",
     "GramConfig",
     "GramLoss",
+    "InfoLOOBConfig",
+    "InfoLOOBLoss",
     "MVDHELLoss",
     "MVInfoNCELoss",
     "MultiViewConfig",
@@ -37,7 +43,7 @@ __all__ = [
 
 def builtin_objective_specs() -> list[ObjectiveSpec]:
     """The specs of every built-in objective, in registration order."""
-    from anymodal.objectives import clip, gram, multiview, siglip, symile
+    from anymodal.objectives import clip, dcl, gram, infoloob, multiview, siglip, symile
 
     return [
         clip.SPEC,
@@ -46,4 +52,6 @@ def builtin_objective_specs() -> list[ObjectiveSpec]:
         gram.SPEC,
         multiview.SPEC_INFONCE,
         multiview.SPEC_DHEL,
+        infoloob.SPEC,
+        dcl.SPEC,
     ]

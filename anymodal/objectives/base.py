@@ -113,10 +113,12 @@ class Shard:
 
     @property
     def n_local(self) -> int:
+        """Rows this process holds."""
         return self.local[self.names[0]].shape[0]
 
     @property
     def n_global(self) -> int:
+        """Rows of the whole (gathered) batch."""
         return self.full[self.names[0]].shape[0]
 
     def all_rows(self) -> Tensor:
@@ -344,8 +346,10 @@ def check_query(query: Mapping[str, Tensor], candidates: Tensor) -> list[Tensor]
 
 def query_product(query: Mapping[str, Tensor],
                   missing: Mapping[str, Tensor] | None = None) -> Tensor:
-    """The elementwise product of the query embeddings and the missing embeddings of the
-    absent modalities: the query vector of the ``"product"`` rule (Symile).
+    """The query vector of the ``"product"`` rule (Symile).
+
+    It is the elementwise product of the query embeddings and of the missing embeddings of
+    the absent modalities.
 
     Shapes:
         query: ``{m: [Q, D]}``; missing: ``{m: [D]}``; returns ``[Q, D]``.

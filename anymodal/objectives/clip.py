@@ -92,11 +92,17 @@ class ClipLoss(Objective):
         self, query: Mapping[str, Tensor], candidates: Tensor, logit_scale: Tensor | float,
         missing: Mapping[str, Tensor] | None = None,
     ) -> Tensor:
-        """``sum_q s · q cᵀ``: the summed similarity of each query modality (absent
-        modalities take no part: their pairs were dropped in training).
+        """``sum_q s · q cᵀ``: the summed similarity of each query modality.
+
+        Args:
+            query: ``{m: [Q, D]}``.
+            candidates: ``[C, D]``.
+            logit_scale: the multiplier ``s``.
+            missing: ignored: absent modalities take no part (their pairs were dropped in
+                training).
 
         Shapes:
-            query: ``{m: [Q, D]}``; candidates: ``[C, D]``; returns ``[Q, C]``.
+            returns ``[Q, C]``.
         """
         return summed_similarity(query, candidates, logit_scale)
 

@@ -138,14 +138,19 @@ class SymileLoss(Objective):
         self, query: Mapping[str, Tensor], candidates: Tensor, logit_scale: Tensor | float,
         missing: Mapping[str, Tensor] | None = None,
     ) -> Tensor:
-        """``s · ⟨Π_q q · Π_a miss_a, c⟩``: the MIP of the query modalities, the learned
-        missing embeddings of the absent modalities and each candidate.
+        """``s · ⟨Π_q q · Π_a miss_a, c⟩``, the MIP of query, missing and candidate.
+
+        The product runs over the query modalities, the learned missing embeddings of the
+        absent modalities and each candidate.
 
         A row that lacked a modality in training had the model's missing embedding in its
         place, so a query lacking it is scored the same way (a one-modality query of a
         three-modality model is ``MIP(q, miss, c)``, never the untrained ``⟨q, c⟩``).
 
         Args:
+            query: ``{m: [Q, D]}``.
+            candidates: ``[C, D]``.
+            logit_scale: the multiplier ``s``.
             missing: the missing embeddings of the modalities in neither the query nor the
                 candidates (``MultiModalModel.score`` passes them); ``None``: none absent.
 

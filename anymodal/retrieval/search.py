@@ -74,10 +74,13 @@ def query_rule(objective: Any) -> str | None:
 
 def query_vector(objective: Any, query: Mapping[str, Tensor],
                  missing: Mapping[str, Tensor] | None = None) -> Tensor | None:
-    """The one vector per query whose inner product ranks like the objective's score, or
+    """The one vector per query whose inner product ranks like the objective's score.
+
     None when the rule has none (see :func:`query_rule`).
 
     Args:
+        objective: the model's objective.
+        query: the query embeddings.
         missing: the missing embeddings of the modalities in neither the query nor the
             candidates (used by the ``"product"`` rule).
 

@@ -72,6 +72,78 @@ def siglip(emb: Emb, s: Tensor, bias: Tensor, present: Present, pairs, reduction
     return total / len(losses) if reduction == "mean" else total
 
 
+def _loo_lse(values: list[Tensor], skip: int) -> Tensor:
+    """log Σ_{j ≠ skip} e^{values[j]}, written out."""
+    kept = torch.stack([v for j, v in enumerate(values) if j != skip])
+    top = kept.max()
+    return top + torch.log(torch.exp(kept - top).sum())
+
+
+def _pairwise(emb: Emb, present: Present, pairs, reduction: str, pair_loss) -> Tensor:
+    losses = []
+    for a, b in pairs:
+        keep = _keep(emb, present, [a, b])
+        x, y = emb[a][keep], emb[b][keep]
+        if x.shape[0] < 2:
+            continue
+        losses.append(pair_loss(x, y))
+    if not losses:
+        return next(iter(emb.values())).sum() * 0.0
+    total = sum(losses)
+    return total / len(losses) if reduction == "mean" else total
+
+
+def dcl(emb: Emb, s: Tensor, present: Present, pairs, reduction: str = "mean",
+        weighted: bool = False, sigma: float = 0.5, intra: bool = False) -> Tensor:
+    """DCL / DCLW from Yeh et al. eq. 6, one pair at a time, both directions averaged."""
+
+    def direction(x: Tensor, y: Tensor) -> Tensor:
+        n = x.shape[0]
+        aligned = torch.stack([x[i] @ y[i] for i in range(n)]).detach() / sigma
+        w = 2 - n * torch.softmax(aligned, dim=0) if weighted else torch.ones(n)
+        total = 0.0
+        for i in range(n):
+            total = total - w[i] * s * (x[i] @ y[i])
+            total = total + _loo_lse([s * (x[i] @ y[j]) for j in range(n)], i)
+            if intra:
+                total = total + _loo_lse([s * (x[i] @ x[j]) for j in range(n)], i)
+        return total / n
+
+    return _pairwise(emb, present, pairs, reduction,
+                     lambda x, y: (direction(x, y) + direction(y, x)) / 2)
+
+
+def _hopfield(state: Tensor, stored: Tensor, beta: float) -> Tensor:
+    rows = []
+    for q in state:
+        weights = torch.softmax(torch.stack([beta * (q @ k) for k in stored]), dim=0)
+        v = sum(w * k for w, k in zip(weights, stored))
+        rows.append(v / v.norm())
+    return torch.stack(rows)
+
+
+def infoloob(emb: Emb, s: Tensor, present: Present, pairs, reduction: str = "mean",
+             beta: float | None = None) -> Tensor:
+    """τ · (LOOB(a→b) + LOOB(b→a)) per pair; with β, on Hopfield retrievals (CLOOB)."""
+
+    def loob(x: Tensor, y: Tensor) -> Tensor:
+        n = x.shape[0]
+        total = 0.0
+        for i in range(n):
+            logits = [s * (x[i] @ y[j]) for j in range(n)]
+            total = total - logits[i] + _loo_lse(logits, i)
+        return total / n
+
+    def pair(x: Tensor, y: Tensor) -> Tensor:
+        if beta is None:
+            return (loob(x, y) + loob(y, x)) / s
+        forward = loob(_hopfield(x, x, beta), _hopfield(y, x, beta))
+        backward = loob(_hopfield(y, y, beta), _hopfield(x, y, beta))
+        return (forward + backward) / s
+
+    return _pairwise(emb, present, pairs, reduction, pair)
+
+
 def mip(vectors: list[Tensor]) -> Tensor:
     product = vectors[0]
     for v in vectors[1:]:

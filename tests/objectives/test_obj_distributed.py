@@ -52,6 +52,11 @@ CASES = [
     _case("mv_infonce", {"missing": "drop"}, m=4, n=8, splits=(5, 3), complete=4),
     _case("mv_dhel", {}),
     _case("mv_dhel", {"missing": "drop"}, complete=3),
+    _case("infoloob", {}),
+    _case("infoloob", {"hopfield_beta": 8.0}, m=4, n=7, splits=(4, 3)),
+    _case("dcl", {}),
+    _case("dcl", {"weighted": True, "intra_modal": True}, m=4, n=8, splits=(5, 3)),
+    _case("dcl", {"weighted": True}, m=2, n=7, splits=(3, 4), masked=False),
 ]
 
 

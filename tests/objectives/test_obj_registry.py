@@ -10,14 +10,14 @@ import anymodal
 from anymodal import ConfigError
 from anymodal.objectives import builtin_objective_specs
 
-NAMES = ["clip", "siglip", "symile", "gram", "mv_infonce", "mv_dhel"]
+NAMES = ["clip", "siglip", "symile", "gram", "mv_infonce", "mv_dhel", "infoloob", "dcl"]
 
 
 def test_builtin_specs_are_registered() -> None:
     assert [spec.name for spec in builtin_objective_specs()] == NAMES
     assert set(NAMES) <= set(anymodal.list_objectives())
     rules = {"clip": "sum", "siglip": "sum", "symile": "product", "gram": "span",
-             "mv_infonce": "sum", "mv_dhel": "sum"}
+             "mv_infonce": "sum", "mv_dhel": "sum", "infoloob": "sum", "dcl": "sum"}
     for spec in builtin_objective_specs():
         assert spec.description
         assert isinstance(spec.factory(spec.config_cls()), anymodal.objectives.Objective)
