@@ -9,6 +9,7 @@ Every failure is an :class:`anymodal.DataError` that names the source and the pr
 from __future__ import annotations
 
 import io
+import math
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -20,7 +21,8 @@ import torch
 from anymodal import DataError, capture_native_stderr, strip_native_prefix
 from anymodal_audio.config import AudioConfig
 
-__all__ = ["CONTAINER_EXTENSIONS", "SOUNDFILE_EXTENSIONS", "load_audio"]
+__all__ = ["CONTAINER_EXTENSIONS", "EAGER_SECONDS", "SOUNDFILE_EXTENSIONS", "SeekableAudio",
+           "load_audio"]
 
 # Formats libsndfile 1.1+ decodes; a file with one of these suffixes that libsndfile does not
 # recognise is reported as corrupt rather than handed to FFmpeg.
@@ -37,6 +39,11 @@ _DECLARED_LENGTH_SLACK = {"MP3": 0.05}
 _CHUNK_LOG = re.compile(r"^(?:data|SSND)\s*:\s*(\d+)\s*\(should be (\d+)\)", re.MULTILINE)
 # FFmpeg decodes to float in [-1, 1]; far beyond that is garbage, not audio.
 _DECODED_LIMIT = 1e3
+# Files longer than this (libsndfile formats) are read span by span, never whole: a 1-hour
+# 48 kHz WAV took 5.4 GB to give a 1 s clip when decoded whole.
+EAGER_SECONDS = 60.0
+# Native samples read on each side of a span, so that resampling has context at its edges.
+_SPAN_MARGIN = 256
 
 
 def load_audio(source: Any, config: AudioConfig) -> torch.Tensor:
@@ -49,7 +56,10 @@ def load_audio(source: Any, config: AudioConfig) -> torch.Tensor:
         config: the modality's options.
 
     Returns:
-        the waveform, float32.
+        the waveform, float32; for a file longer than ``EAGER_SECONDS`` that libsndfile
+        reads, a :class:`SeekableAudio` that stands for it and decodes only the spans
+        it is sliced to (the crops of ``transform``), so that memory follows the clip, not
+        the file.
 
     Shapes:
         output: ``[N]``.
@@ -60,6 +70,9 @@ def load_audio(source: Any, config: AudioConfig) -> torch.Tensor:
     """
     name: Any = source
     if isinstance(source, (str, Path)):
+        long = _long_file(Path(source), config)
+        if long is not None:
+            return long  # type: ignore[return-value]  # reads only the spans it is cut to
         samples, rate = _read_path(Path(source), config)
     elif isinstance(source, (bytes, bytearray, memoryview)):
         name = f"<{len(source)} bytes of audio>"
@@ -94,8 +107,11 @@ def _read_bytes(data: bytes, name: str, config: AudioConfig) -> tuple[torch.Tens
 
 def _read_soundfile_or_ffmpeg(file: Any, reopen: Callable[[], Any], name: Any, suffix: str,
                               config: AudioConfig) -> tuple[torch.Tensor, int]:
-    """libsndfile first; a format it does not know (and whose suffix is not one of its own)
-    goes to FFmpeg before we call it unknown."""
+    """Decode with libsndfile first, then FFmpeg.
+
+    A format libsndfile does not know (and whose suffix is not one of its own) goes to
+    FFmpeg before we call it unknown.
+    """
     try:
         return _read_with_soundfile(file, name)
     except _UnrecognisedFormat as exc:
@@ -225,3 +241,84 @@ def _to_mono_at_rate(samples: torch.Tensor, rate: int, name: Any,
 
         mono = AF.resample(mono, rate, config.sample_rate)
     return mono.contiguous()
+
+
+def _long_file(path: Path, config: AudioConfig) -> SeekableAudio | None:
+    """A :class:`SeekableAudio` for a seekable libsndfile file over ``EAGER_SECONDS``."""
+    if path.suffix.lower() not in SOUNDFILE_EXTENSIONS or not path.is_file():
+        return None
+    import soundfile
+
+    try:
+        with capture_native_stderr(), soundfile.SoundFile(str(path)) as handle:
+            frames, rate, seekable = handle.frames, handle.samplerate, handle.seekable()
+            truncated = _short_data_chunk(handle.extra_info) is not None
+    except (soundfile.SoundFileError, RuntimeError):
+        return None  # the eager path reports the problem in full
+    if truncated or not seekable or rate <= 0 or frames <= EAGER_SECONDS * rate:
+        return None  # short, or damaged: decoded whole, with every check
+    return SeekableAudio(path, frames, rate, config)
+
+
+class SeekableAudio:
+    """A long audio file that decodes only the spans it is sliced to.
+
+    It stands for the mono waveform at ``config.sample_rate`` that :func:`load_audio` would
+    return: ``shape[-1]`` is that waveform's length, and ``audio[start:stop]`` seeks to the
+    span (``soundfile`` ``seek`` + ``frames``), decodes it with a small margin, mixes it
+    down and resamples it. The crops of ``transform_audio`` use exactly these two.
+
+    Args:
+        path: the file.
+        frames: its length in native frames.
+        rate: its native sample rate.
+        config: the modality's options.
+    """
+
+    def __init__(self, path: Path, frames: int, rate: int, config: AudioConfig) -> None:
+        self.path, self.frames, self.rate, self.config = path, frames, rate, config
+        self.length = frames * config.sample_rate // rate
+
+    @property
+    def shape(self) -> tuple[int]:
+        """``(N,)``: the length at ``config.sample_rate``."""
+        return (self.length,)
+
+    def __len__(self) -> int:
+        """The length at ``config.sample_rate``."""
+        return self.length
+
+    def __getitem__(self, span: slice) -> torch.Tensor:
+        """Decode ``[start:stop]`` (positions at ``config.sample_rate``).
+
+        Shapes:
+            output: ``[stop - start]``.
+        """
+        if not isinstance(span, slice) or span.step not in (None, 1):
+            raise TypeError("a SeekableAudio is read by contiguous slices only")
+        start, stop, _ = span.indices(self.length)
+        target = self.config.sample_rate
+        # Start on a frame where both rates' sample grids meet, so that the resampled span
+        # lines up exactly with the whole decode (no fractional-sample shift).
+        grid = self.rate // math.gcd(self.rate, target)
+        first = max(0, (start * self.rate // target - _SPAN_MARGIN) // grid * grid)
+        last = min(self.frames, -(-stop * self.rate // target) + _SPAN_MARGIN)
+        mono = _to_mono_at_rate(self._read(first, last - first), self.rate, self.path,
+                                self.config)
+        offset = first * target // self.rate
+        out = mono[start - offset:stop - offset]
+        return torch.nn.functional.pad(out, (0, (stop - start) - out.shape[-1]))
+
+    def _read(self, first: int, count: int) -> torch.Tensor:
+        import soundfile
+
+        try:
+            with capture_native_stderr(), soundfile.SoundFile(str(self.path)) as handle:
+                handle.seek(first)
+                data = handle.read(frames=count, dtype="float32", always_2d=True)
+        except (soundfile.SoundFileError, RuntimeError) as exc:
+            raise DataError(self.path, f"corrupt or truncated audio: {exc}") from None
+        if data.shape[0] < count:
+            raise DataError(self.path, f"truncated: {data.shape[0]} of the {count} frames at "
+                            f"frame {first} could be read (the header declares {self.frames})")
+        return torch.from_numpy(np.ascontiguousarray(data.T))
