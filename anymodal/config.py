@@ -56,6 +56,10 @@ class ModalityConfig:
         options: the modality's options (sample rate, frame count...).
         freeze: no gradient to the encoder, which stays in eval mode.
         lr_mult: learning-rate multiplier of the encoder and its head.
+        lora: LoRA adapters on the encoder, ``{r, alpha, dropout, target_modules}``
+            (:mod:`anymodal.model.lora`); only the adapters train. Empty: none.
+        trainable: with ``freeze``, sub-modules of the encoder left trainable (name
+            prefixes such as ``layers.5``).
     """
 
     modality: str | None = None
@@ -64,6 +68,8 @@ class ModalityConfig:
     options: dict[str, Any] = field(default_factory=dict)
     freeze: bool = False
     lr_mult: float = 1.0
+    lora: dict[str, Any] = field(default_factory=dict)
+    trainable: list[str] = field(default_factory=list)
 
 
 @dataclass

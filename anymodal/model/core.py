@@ -25,6 +25,7 @@ from anymodal.config import ExperimentConfig, load_config, to_yaml
 from anymodal.errors import ArtifactError, ConfigError
 from anymodal.model import io
 from anymodal.model.embed import embed_items
+from anymodal.model.lora import adapt_encoder, save_adapters
 from anymodal.model.provenance import check_plugins, provenance
 from anymodal.plugin_host.manager import create_encoder, create_objective, get_modality
 from anymodal.types import PRESENT_KEY, Batch, ModalitySpec
@@ -91,21 +92,25 @@ class MultiModalModel(nn.Module):
         self.encoders = nn.ModuleDict()
         self.heads = nn.ModuleDict()
         self.missing = nn.ParameterDict()
+        self.adapted: set[str] = set()
         for key, mod in config.modalities.items():
             kind = mod.modality or key
             spec = get_modality(kind, **OmegaConf.to_container(mod.options, resolve=True))
             name = mod.encoder or spec.default_encoder
             encoder = create_encoder(name, spec,
                                      **OmegaConf.to_container(mod.params, resolve=True))
+            if adapt_encoder(encoder, mod, f"modalities.{key}"):  # LoRA / partial freezing
+                self.adapted.add(key)
             self.modalities[key] = spec
             self.encoder_names[key] = name
             self.encoders[key] = encoder
             self.heads[key] = ProjectionHead(encoder.width, self.embed_dim, config.model.head)
             self.missing[key] = nn.Parameter(torch.randn(self.embed_dim) * 0.02)
-            if mod.freeze:
+            if mod.freeze and key not in self.adapted:
                 encoder.requires_grad_(False)
                 encoder.eval()
-        self.frozen = {key for key, mod in config.modalities.items() if mod.freeze}
+        self.frozen = {key for key, mod in config.modalities.items()
+                       if mod.freeze and key not in self.adapted}
         init = math.log(float(config.model.logit_scale_init))
         self.log_logit_scale = nn.Parameter(
             torch.tensor(init), requires_grad=bool(config.model.learn_logit_scale)
@@ -255,7 +260,9 @@ class MultiModalModel(nn.Module):
         """
         manifest = {"anymodal_version": __version__, "torch_version": torch.__version__,
                     "fingerprint": self.fingerprint(), **provenance(self)}
-        return io.write_model_folder(directory, to_yaml(self.config), self, manifest)
+        folder = io.write_model_folder(directory, to_yaml(self.config), self, manifest)
+        save_adapters(self, folder)  # the LoRA tensors alone, beside the full weights
+        return folder
 
     @classmethod
     def from_pretrained(cls, directory: str | os.PathLike[str],
