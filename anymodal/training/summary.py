@@ -26,8 +26,11 @@ def print_start(model: MultiModalModel, accelerator: Accelerator, config: Any) -
         table.add_column(column)
     for key, spec in model.modalities.items():
         encoder = model.encoders[key]
+        # "partly": LoRA adapters or named trainable layers in an otherwise frozen encoder
+        frozen = "yes" if key in model.frozen else (
+            "partly" if key in getattr(model, "adapted", ()) else "no")
         table.add_row(key, spec.name, model.encoder_names[key], f"{_count(encoder):,}",
-                      f"{_count(encoder, True):,}", "yes" if key in model.frozen else "no")
+                      f"{_count(encoder, True):,}", frozen)
     console.print(table)
     effective = config.data.batch_size * accelerator.num_processes * config.train.grad_accum
     console.print(
