@@ -193,13 +193,22 @@ class EmbeddedManifest:
         if modality in self._cache:
             return self._cache[modality]
         from anymodal.data.rows import resolve_source
+        from anymodal.data.sources import path_rule
         from anymodal.model.embed import embed_items
 
+        rule = path_rule(self.model.modalities[modality].load)  # text stays text
         keys: dict[str, Any] = {}
         for row in self.rows:
             value = row.get(modality)
-            if value is not None and _key(value) not in keys:
-                keys[_key(value)] = resolve_source(value, self.path.parent)
+            if value is None or _key(value) in keys:
+                continue
+            try:
+                keys[_key(value)] = resolve_source(value, self.path.parent, is_path=rule)
+            except DataError as exc:  # a path outside the manifest's folder
+                if self.on_error == "raise":
+                    raise DataError(self.path, f"modality {modality!r}: {exc}") from None
+                self.failures.append({"modality": modality, "source": _key(value),
+                                      "reason": str(exc)})
         failed: list[tuple[int, str]] = []
         names = list(keys)
         try:
