@@ -33,6 +33,7 @@ def mip_lse_fwd(
     ONE_D: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_C: tl.constexpr,
     BLOCK_D: tl.constexpr, PRECISION: tl.constexpr, DOT_DTYPE: tl.constexpr,
 ):  # fmt: skip
+    """Log-sum-exp of each (effective anchor, row block) over every column."""
     pid_e = tl.program_id(0)
     pid_r = tl.program_id(1)
     offs_r = pid_r * BLOCK_R + tl.arange(0, BLOCK_R)
@@ -106,8 +107,107 @@ def mip_lse_fwd(
         tl.store(out_ptr + offs_r, lse, mask=r_ok)
 
 
-def mip_lse_bwd(
-    e1_ptr, e2_ptr, rows_ptr, cols_ptr, scale_ptr, lse_ptr, g_ptr,
+def mip_lse_all_fwd(
+    e1_ptr, e2_ptr, rows_ptr, cols_ptr, scale_ptr, row_out_ptr, col_m_ptr, col_l_ptr,
+    n_e, n_rows, n_cols, dim, group, e_split, n_row_blocks,
+    HAS_E: tl.constexpr, HAS_E2: tl.constexpr, ONE_D: tl.constexpr,
+    BLOCK_R: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_D: tl.constexpr,
+    PRECISION: tl.constexpr, DOT_DTYPE: tl.constexpr,
+):  # fmt: skip
+    """Every axis's log-sum-exp at once (``mip_logsumexp_all``), one traversal.
+
+    A program owns a block of rows and the effective anchors pid_s, pid_s + e_split, ...;
+    for each it streams the columns once and keeps two running log-sum-exps (base 2): per
+    row over the columns (written to row_out[e, row] at the end) and per column over its
+    rows and effective anchors (in its own scratch row of col_m / col_l, so no two
+    programs touch the same numbers).
+    """
+    pid_r = tl.program_id(0)
+    pid_s = tl.program_id(1)
+    offs_r = pid_r * BLOCK_R + tl.arange(0, BLOCK_R)
+    r_ok = offs_r < n_rows
+    row_base = offs_r.to(tl.int64) * dim
+    offs_dd = tl.arange(0, BLOCK_D)
+    scale2 = tl.load(scale_ptr) * LOG2E  # logits in base 2
+    scratch = (pid_s * n_row_blocks + pid_r).to(tl.int64) * n_cols
+    for e_idx in range(pid_s, n_e, e_split):
+        e_base1 = tl.cast(e_idx // group, tl.int64) * dim
+        e_base2 = tl.cast(e_idx % group, tl.int64) * dim
+        m_i = tl.full([BLOCK_R], float("-inf"), tl.float32)
+        l_i = tl.full([BLOCK_R], 0.0, tl.float32)
+        if ONE_D:  # the whole width fits one tile: modulate the rows once per anchor
+            d_ok = offs_dd < dim
+            u = tl.load(
+                rows_ptr + row_base[:, None] + offs_dd[None, :],
+                mask=r_ok[:, None] & d_ok[None, :],
+                other=0.0,
+            )
+            if HAS_E:
+                e = tl.load(e1_ptr + e_base1 + offs_dd, mask=d_ok, other=0.0).to(tl.float32)
+                if HAS_E2:
+                    e = e * tl.load(e2_ptr + e_base2 + offs_dd, mask=d_ok, other=0.0).to(tl.float32)
+                u = (u.to(tl.float32) * e[None, :]).to(rows_ptr.dtype.element_ty)
+        for c0 in range(0, n_cols, BLOCK_C):
+            offs_c = c0 + tl.arange(0, BLOCK_C)
+            c_ok = offs_c < n_cols
+            col_base = offs_c.to(tl.int64) * dim
+            acc = tl.full([BLOCK_R, BLOCK_C], 0.0, tl.float32)
+            if ONE_D:
+                v = tl.load(
+                    cols_ptr + col_base[:, None] + offs_dd[None, :],
+                    mask=c_ok[:, None] & d_ok[None, :],
+                    other=0.0,
+                )
+                acc = tl.dot(
+                    u.to(DOT_DTYPE), tl.trans(v.to(DOT_DTYPE)), acc, input_precision=PRECISION
+                )
+            else:
+                for d0 in range(0, dim, BLOCK_D):
+                    offs_d = d0 + offs_dd
+                    dk_ok = offs_d < dim
+                    ud = tl.load(
+                        rows_ptr + row_base[:, None] + offs_d[None, :],
+                        mask=r_ok[:, None] & dk_ok[None, :],
+                        other=0.0,
+                    )
+                    if HAS_E:
+                        ed = tl.load(e1_ptr + e_base1 + offs_d, mask=dk_ok, other=0.0).to(
+                            tl.float32
+                        )
+                        if HAS_E2:
+                            ed = ed * tl.load(e2_ptr + e_base2 + offs_d, mask=dk_ok, other=0.0).to(
+                                tl.float32
+                            )
+                        ud = (ud.to(tl.float32) * ed[None, :]).to(rows_ptr.dtype.element_ty)
+                    vd = tl.load(
+                        cols_ptr + col_base[:, None] + offs_d[None, :],
+                        mask=c_ok[:, None] & dk_ok[None, :],
+                        other=0.0,
+                    )
+                    acc = tl.dot(
+                        ud.to(DOT_DTYPE), tl.trans(vd.to(DOT_DTYPE)), acc, input_precision=PRECISION
+                    )
+            # Rows: padding columns are -inf; padding rows stay finite and are not stored.
+            x = tl.where(c_ok[None, :], acc * scale2, float("-inf"))
+            m_new = tl.maximum(m_i, tl.max(x, axis=1))
+            l_i = l_i * tl.exp2(m_i - m_new) + tl.sum(tl.exp2(x - m_new[:, None]), axis=1)
+            m_i = m_new
+            # Columns: padding rows are -inf; a padding column gets a finite dummy maximum.
+            xc = tl.where(r_ok[:, None], x, float("-inf"))
+            c_max = tl.where(c_ok, tl.max(xc, axis=0), 0.0)
+            c_sum = tl.sum(tl.exp2(xc - c_max[None, :]), axis=0)
+            old_m = tl.load(col_m_ptr + scratch + offs_c, mask=c_ok, other=float("-inf"))
+            old_l = tl.load(col_l_ptr + scratch + offs_c, mask=c_ok, other=0.0)
+            new_m = tl.maximum(old_m, c_max)
+            new_l = old_l * tl.exp2(old_m - new_m) + c_sum * tl.exp2(c_max - new_m)
+            tl.store(col_m_ptr + scratch + offs_c, new_m, mask=c_ok)
+            tl.store(col_l_ptr + scratch + offs_c, new_l, mask=c_ok)
+        lse = (m_i + tl.log2(l_i)) * LN2  # back to natural log
+        tl.store(row_out_ptr + tl.cast(e_idx, tl.int64) * n_rows + offs_r, lse, mask=r_ok)
+
+
+def mip_lse_bwd(  # noqa: C901 (one self-contained kernel: see the module docstring)
+    e1_ptr, e2_ptr, rows_ptr, cols_ptr, scale_ptr, lse_ptr, g_ptr, lse2_ptr, g2_ptr,
     drows_ptr, de_ptr, ds_ptr,
     n_e, n_rows, n_cols, dim, group, e_split,
     HAS_E: tl.constexpr, HAS_E2: tl.constexpr, LSE_MODE: tl.constexpr,
@@ -115,8 +215,14 @@ def mip_lse_bwd(
     BLOCK_R: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_D: tl.constexpr,
     BLOCK_DO: tl.constexpr, PRECISION: tl.constexpr, DOT_DTYPE: tl.constexpr,
 ):  # fmt: skip
+    """Gradients of the log-sum-exps: one launch per role (rows, or swapped, columns)."""
     # LSE_MODE: where the saved log-sum-exp lives. 0: one per effective anchor
     # (index e // group); 1: one per row (K = 1); 2: one per column (K = 1, swapped).
+    # 3 and 4 (every axis at once, mip_logsumexp_all): the weight of a logit is
+    # alpha * exp(s x - mu) + g_last * exp(s x - lse_last), with (mu, alpha) in lse_ptr /
+    # g_ptr, one per (effective anchor, row of the row factor), and (lse_last, g_last) in
+    # lse2_ptr / g2_ptr, one per row of the column factor; 3: rows are the row factor;
+    # 4 (swapped): rows are the column factor.
     pid_r = tl.program_id(0)
     pid_o = tl.program_id(1)
     pid_s = tl.program_id(2)
@@ -139,12 +245,19 @@ def mip_lse_bwd(
     if LSE_MODE == 1:
         lse_r = tl.load(lse_ptr + offs_r, mask=r_ok, other=0.0) * LOG2E
         g_r = tl.load(g_ptr + offs_r, mask=r_ok, other=0.0)
+    if LSE_MODE == 4:
+        lse_r = tl.load(lse2_ptr + offs_r, mask=r_ok, other=0.0) * LOG2E
+        g_r = tl.load(g2_ptr + offs_r, mask=r_ok, other=0.0)
     for e_idx in range(pid_s, n_e, e_split):
         e_base1 = tl.cast(e_idx // group, tl.int64) * dim
         e_base2 = tl.cast(e_idx % group, tl.int64) * dim
         if LSE_MODE == 0:
             lse_e = tl.load(lse_ptr + e_idx // group) * LOG2E
             g_e = tl.load(g_ptr + e_idx // group)
+        if LSE_MODE == 3:
+            e_rows = tl.cast(e_idx, tl.int64) * n_rows
+            mu_r = tl.load(lse_ptr + e_rows + offs_r, mask=r_ok, other=0.0) * LOG2E
+            alpha_r = tl.load(g_ptr + e_rows + offs_r, mask=r_ok, other=0.0)
         if ONE_D:
             d_ok = offs_dd < dim
             u = tl.load(
@@ -200,10 +313,21 @@ def mip_lse_bwd(
                 w = tl.exp2(x * scale2 - lse_e) * g_e
             elif LSE_MODE == 1:
                 w = tl.exp2(x * scale2 - lse_r[:, None]) * g_r[:, None]
-            else:
+            elif LSE_MODE == 2:
                 lse_c = tl.load(lse_ptr + offs_c, mask=c_ok, other=0.0) * LOG2E
                 g_c = tl.load(g_ptr + offs_c, mask=c_ok, other=0.0)
                 w = tl.exp2(x * scale2 - lse_c[None, :]) * g_c[None, :]
+            elif LSE_MODE == 3:
+                lse_c = tl.load(lse2_ptr + offs_c, mask=c_ok, other=0.0) * LOG2E
+                g_c = tl.load(g2_ptr + offs_c, mask=c_ok, other=0.0)
+                w = tl.exp2(x * scale2 - mu_r[:, None]) * alpha_r[:, None]
+                w += tl.exp2(x * scale2 - lse_c[None, :]) * g_c[None, :]
+            else:
+                e_cols = tl.cast(e_idx, tl.int64) * n_cols
+                mu_c = tl.load(lse_ptr + e_cols + offs_c, mask=c_ok, other=0.0) * LOG2E
+                alpha_c = tl.load(g_ptr + e_cols + offs_c, mask=c_ok, other=0.0)
+                w = tl.exp2(x * scale2 - mu_c[None, :]) * alpha_c[None, :]
+                w += tl.exp2(x * scale2 - lse_r[:, None]) * g_r[:, None]
             w = tl.where(r_ok[:, None] & c_ok[None, :], w, 0.0)
             if COMPUTE_DS:
                 ds_acc += tl.sum(w * x, axis=1)
@@ -240,6 +364,7 @@ def mip_topk_tiles(
     BLOCK_C: tl.constexpr, BLOCK_D: tl.constexpr, KP: tl.constexpr,
     PRECISION: tl.constexpr, DOT_DTYPE: tl.constexpr,
 ):  # fmt: skip
+    """Running top-k of the tuples of one query and one block of prefix tuples."""
     # One program: query pid_q against a block of prefix tuples p (row f1[p // group],
     # times f2[p % group] when HAS_F2), streaming the column factor; keeps the KP best
     # (score, flat tuple number p * n_cols + col) seen, in registers.

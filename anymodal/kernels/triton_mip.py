@@ -26,6 +26,8 @@ atomics, so gradients are not bitwise deterministic.
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor
 
@@ -37,7 +39,7 @@ from anymodal.kernels.triton_common import (
     dot_precision,
     sm_count,
 )
-from anymodal.kernels.triton_kernels import mip_lse_bwd, mip_lse_fwd
+from anymodal.kernels.triton_kernels import mip_lse_all_fwd, mip_lse_bwd, mip_lse_fwd
 
 
 class _Roles:
@@ -59,6 +61,8 @@ class _Roles:
         self.cols = others[-1]
         self.group = others[0].shape[0] if k == 3 else 1
         self.n_e = 1 if k == 1 else anchor.shape[0] * self.group
+        #: sizes of the axes before the column factor: ``[N, N_1, .., N_{K-1}]``
+        self.prefix_sizes = [anchor.shape[0], *(o.shape[0] for o in others[:-1])]
 
 
 #: Tile sizes under Triton's interpreter, where every operation costs about half a
@@ -134,12 +138,15 @@ def _forward(roles: _Roles, scale: Tensor) -> Tensor:
 
 def _backward_pass(
     roles: _Roles, swap: bool, scale: Tensor, lse: Tensor, grad: Tensor,
-    want_de: bool, want_ds: bool,
+    want_de: bool, want_ds: bool, last: tuple[Tensor, Tensor] | None = None,
 ) -> tuple[Tensor, Tensor | None, Tensor | None]:  # fmt: skip
     """One launch of the backward kernel: gradient of the row factor (+ ``d e``, ``d s``).
 
     ``swap`` exchanges the row and column roles, which yields the column factor's
-    gradient. Shapes: returns ``[rows, D]``, ``[n_e, D]`` or None, ``[1]`` or None.
+    gradient. ``last`` (every axis at once): the column factor's ``(lse, grad)``, with
+    ``lse``/``grad`` then the ``mu``/``alpha`` of each (effective anchor, row) (modes 3
+    and 4 of the kernel). Shapes: returns ``[rows, D]``, ``[n_e, D]`` or None, ``[1]`` or
+    None.
     """
     rows, cols = (roles.cols, roles.rows) if swap else (roles.rows, roles.cols)
     dim = rows.shape[1]
@@ -154,9 +161,12 @@ def _backward_pass(
     # Split the loop over effective anchors so that a GPU gets ~4 programs per SM.
     e_split = max(1, min(roles.n_e, 4 * sm_count(rows) // (n_row_blocks * n_out_blocks)))
     lse_mode = 0 if roles.has_e else (2 if swap else 1)
+    lse2, grad2 = last if last is not None else (lse, grad)
+    if last is not None:
+        lse_mode = 4 if swap else 3
     kernel = build(mip_lse_bwd, interpret)
     kernel[(n_row_blocks, n_out_blocks, e_split)](
-        roles.e1, roles.e2, rows, cols, scale, lse, grad, drows, de, ds,
+        roles.e1, roles.e2, rows, cols, scale, lse, grad, lse2, grad2, drows, de, ds,
         roles.n_e, rows.shape[0], cols.shape[0], dim, roles.group, e_split,
         HAS_E=roles.has_e, HAS_E2=roles.has_e2, LSE_MODE=lse_mode, COMPUTE_DE=want_de,
         COMPUTE_DS=want_ds, ONE_D=dim <= cfg["BLOCK_D"], BLOCK_R=cfg["BLOCK_R"],
@@ -175,6 +185,7 @@ class TritonMIPLogSumExp(torch.autograd.Function):
     def forward(  # type: ignore[override]
         ctx: torch.autograd.function.FunctionCtx, scale: Tensor, anchor: Tensor, *others: Tensor
     ) -> Tensor:
+        """Log-sum-exp per anchor row; saves the inputs and the result."""
         anchor = anchor.contiguous()
         others = tuple(o.contiguous() for o in others)
         s = scale.detach().to(device=anchor.device, dtype=torch.float32).reshape(1)
@@ -187,6 +198,7 @@ class TritonMIPLogSumExp(torch.autograd.Function):
     def backward(  # type: ignore[override]
         ctx: torch.autograd.function.FunctionCtx, grad_out: Tensor
     ) -> tuple[Tensor | None, ...]:
+        """Gradients from one or two launches that recompute the logits."""
         scale, anchor, *others, lse = ctx.saved_tensors
         roles = _Roles(anchor, others)
         s = scale.detach().to(device=anchor.device, dtype=torch.float32).reshape(1)
@@ -200,26 +212,37 @@ class TritonMIPLogSumExp(torch.autograd.Function):
         dcols = None
         if need_others[-1]:
             dcols, _, _ = _backward_pass(roles, True, s, lse, g, False, False)
-        grads: list[Tensor | None] = [None] * (k + 1)  # anchor, others...
-        grads[-1] = dcols
-        if k == 1:
-            grads[0] = drows
-        else:
-            grads[-2] = drows
-            if k == 2:
-                grads[0] = de
-            elif de is not None:
-                de3 = de.view(anchor.shape[0], roles.group, -1)
-                grads[0] = torch.einsum("ijd,jd->id", de3, others[0].float())
-                grads[1] = torch.einsum("ijd,id->jd", de3, anchor.float())
-        inputs = [anchor, *others]
-        needs = [need_anchor, *need_others]
-        out = [
-            g_.to(x.dtype) if (g_ is not None and need) else None
-            for g_, x, need in zip(grads, inputs, needs)
-        ]
+        out = _input_grads(roles, [anchor, *others], [need_anchor, *need_others], drows, de, dcols)
         g_scale = ds.to(scale).reshape(scale.shape) if ds is not None else None
         return (g_scale, *out)
+
+
+def _input_grads(
+    roles: _Roles, inputs: list[Tensor], needs: list[bool],
+    drows: Tensor, de: Tensor | None, dcols: Tensor | None,
+) -> list[Tensor | None]:  # fmt: skip
+    """The inputs' gradients from the roles' (row factor, effective anchor, column factor).
+
+    For K = 3 the effective anchor is ``anchor[i] * others_1[j]``: its gradient splits
+    into both by the product rule.
+    """
+    k = roles.k
+    grads: list[Tensor | None] = [None] * (k + 1)  # anchor, others...
+    grads[-1] = dcols
+    if k == 1:
+        grads[0] = drows
+    else:
+        grads[-2] = drows
+        if k == 2:
+            grads[0] = de
+        elif de is not None:
+            de3 = de.view(inputs[0].shape[0], roles.group, -1)
+            grads[0] = torch.einsum("ijd,jd->id", de3, inputs[1].float())
+            grads[1] = torch.einsum("ijd,id->jd", de3, inputs[0].float())
+    return [
+        g_.to(x.dtype) if (g_ is not None and need) else None
+        for g_, x, need in zip(grads, inputs, needs)
+    ]
 
 
 def triton_mip_logsumexp(anchor: Tensor, others: list[Tensor], scale: Tensor) -> Tensor:
@@ -233,3 +256,118 @@ def triton_mip_logsumexp(anchor: Tensor, others: list[Tensor], scale: Tensor) ->
     if anchor.shape[0] == 0:
         return torch.zeros(0, dtype=torch.float32, device=anchor.device)
     return TritonMIPLogSumExp.apply(scale, anchor, *others)
+
+
+def _forward_all(roles: _Roles, scale: Tensor) -> list[Tensor]:
+    """Every axis's log-sum-exp from one launch (``mip_lse_all_fwd``), float32.
+
+    The kernel writes each (effective anchor, row) log-sum-exp and, per program, a running
+    log-sum-exp of each column; the prefix axes reduce the first here, the column factor
+    the second. Shapes: returns M tensors ``[N_m]``.
+    """
+    rows, cols = roles.rows, roles.cols
+    dim, n_rows, n_cols = rows.shape[1], rows.shape[0], cols.shape[0]
+    interpret = check_mode(rows)
+    cfg = _config(dim, rows.dtype, interpret, backward=False)
+    n_row_blocks = -(-n_rows // cfg["BLOCK_R"])
+    # Split the effective anchors so that a GPU gets ~4 programs per SM.
+    e_split = max(1, min(roles.n_e, 4 * sm_count(rows) // n_row_blocks))
+    dev = rows.device
+    row_out = torch.empty(roles.n_e, n_rows, dtype=torch.float32, device=dev)
+    col_m = torch.full((e_split * n_row_blocks, n_cols), -math.inf, device=dev)
+    col_l = torch.zeros(e_split * n_row_blocks, n_cols, device=dev)
+    kernel = build(mip_lse_all_fwd, interpret)
+    kernel[(n_row_blocks, e_split)](
+        roles.e1, roles.e2, rows, cols, scale, row_out, col_m, col_l,
+        roles.n_e, n_rows, n_cols, dim, roles.group, e_split, n_row_blocks,
+        HAS_E=roles.has_e, HAS_E2=roles.has_e2, ONE_D=dim <= cfg["BLOCK_D"],
+        BLOCK_R=cfg["BLOCK_R"], BLOCK_C=cfg["BLOCK_C"], BLOCK_D=cfg["BLOCK_D"],
+        PRECISION=dot_precision(rows.dtype), DOT_DTYPE=dot_dtype(rows.dtype, interpret),
+        num_warps=cfg["num_warps"], num_stages=cfg["num_stages"],
+    )  # fmt: skip
+    last = ((col_m + torch.log2(col_l)) * math.log(2.0)).logsumexp(dim=0)
+    table = row_out.view(*roles.prefix_sizes)  # [N_0, ..., N_{M-2}]
+    k = table.dim()
+    prefix = [
+        table.logsumexp(dim=[j for j in range(k) if j != m]) if k > 1 else table for m in range(k)
+    ]
+    return [*prefix, last]
+
+
+def _row_weights(lses: list[Tensor], grads: list[Tensor]) -> tuple[Tensor, Tensor]:
+    """``mu`` and ``alpha`` of every prefix tuple (see the chunked one-pass module).
+
+    ``mu = min_m lse_m`` bounds every logit of the tuple's row, so ``exp(s x - mu)``
+    cannot overflow; ``alpha = sum_m g_m exp(mu - lse_m)``. Shapes: lses[m], grads[m]
+    ``[N_m]`` for the prefix axes; returns two flat ``[N_0 * ... * N_{M-2}]`` tensors.
+    """
+    k = len(lses)
+    views = []
+    for m in range(k):
+        shape = [1] * k
+        shape[m] = -1
+        views.append((lses[m].view(shape), grads[m].view(shape)))
+    mu = views[0][0]
+    for lse_v, _ in views[1:]:
+        mu = torch.minimum(mu, lse_v)
+    alpha = sum(g_v * torch.exp(mu - lse_v) for lse_v, g_v in views)
+    full = [lse.shape[0] for lse in lses]
+    return mu.expand(full).contiguous().view(-1), alpha.expand(full).contiguous().view(-1)
+
+
+class TritonMIPLogSumExpAll(torch.autograd.Function):
+    """Autograd wrapper of the one-pass kernels: saves the inputs and the M outputs."""
+
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx: torch.autograd.function.FunctionCtx, scale: Tensor, *factors: Tensor
+    ) -> tuple[Tensor, ...]:
+        """The M normalisers from one traversal."""
+        factors = tuple(f.contiguous() for f in factors)
+        s = scale.detach().to(device=factors[0].device, dtype=torch.float32).reshape(1)
+        outs = _forward_all(_Roles(factors[0], list(factors[1:])), s)
+        ctx.save_for_backward(scale, *factors, *outs)
+        ctx.n_factors = len(factors)
+        return tuple(outs)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(  # type: ignore[override]
+        ctx: torch.autograd.function.FunctionCtx, *grad_outs: Tensor
+    ) -> tuple[Tensor | None, ...]:
+        """Gradients from two launches, each recomputing the logits once for all M terms.
+
+        The first gives the row factor's gradient (with ``d e`` and ``d s``), the second
+        (roles swapped) the column factor's.
+        """
+        scale, *rest = ctx.saved_tensors
+        factors, lses = rest[: ctx.n_factors], rest[ctx.n_factors :]
+        roles = _Roles(factors[0], list(factors[1:]))
+        s = scale.detach().to(device=factors[0].device, dtype=torch.float32).reshape(1)
+        g = [
+            torch.zeros_like(o) if go is None else go.to(torch.float32).contiguous()
+            for go, o in zip(grad_outs, lses)
+        ]
+        mu, alpha = _row_weights(list(lses[:-1]), g[:-1])
+        last = (lses[-1].contiguous(), g[-1])
+        need_scale, *needs = ctx.needs_input_grad
+        k = roles.k
+        need_e = k >= 2 and (needs[0] or (k == 3 and needs[1]))
+        drows, de, ds = _backward_pass(roles, False, s, mu, alpha, need_e, need_scale, last)
+        dcols = None
+        if needs[-1]:
+            dcols, _, _ = _backward_pass(roles, True, s, mu, alpha, False, False, last)
+        out = _input_grads(roles, list(factors), list(needs), drows, de, dcols)
+        g_scale = ds.to(scale).reshape(scale.shape) if ds is not None else None
+        return (g_scale, *out)
+
+
+def triton_mip_logsumexp_all(factors: list[Tensor], scale: Tensor) -> list[Tensor]:
+    """Fused one-pass normalisers (see :func:`anymodal.kernels.mip_logsumexp_all`), M in 2..4.
+
+    Shapes:
+        factors[m]: ``[N_m, D]``; returns M tensors ``[N_m]``, float32.
+    """
+    if not 2 <= len(factors) <= 4:
+        raise ValueError(f"the Triton path handles 2 to 4 factors, got {len(factors)}")
+    return list(TritonMIPLogSumExpAll.apply(scale, *factors))

@@ -157,6 +157,7 @@ def check_logsumexp_all(
     seed: int,
     masked: bool = False,
     tol: float | None = None,
+    device: str = "cpu",
     **kwargs: object,
 ) -> None:
     """``mip_logsumexp_all`` on the current path: every output and every gradient (scale
@@ -169,19 +170,20 @@ def check_logsumexp_all(
 
     gen = torch.Generator().manual_seed(seed)
     normalize = dtype not in (torch.float32, torch.float64)
-    tensors = make_inputs(sizes, dim, dtype=dtype, seed=seed, normalize=normalize)
+    tensors = make_inputs(sizes, dim, dtype=dtype, seed=seed, normalize=normalize, device=device)
     masks = None
     if masked:
         masks = [torch.rand(n, generator=gen) > 0.33 for n in sizes]
         for mask in masks:
             mask[0] = True  # at least one row each
+        masks = [mask.to(device) for mask in masks]
     scale = 4.0 if normalize else 1.3
     leaves = [t.clone().requires_grad_() for t in tensors]
     s_dtype = torch.float64 if dtype == torch.float64 else torch.float32
-    s = torch.tensor(scale, dtype=s_dtype, requires_grad=True)
+    s = torch.tensor(scale, dtype=s_dtype, device=device, requires_grad=True)
     ref_leaves = [t.detach().double().requires_grad_() for t in tensors]
-    ref_s = torch.tensor(scale, dtype=torch.float64, requires_grad=True)
-    weights = [torch.randn(n, generator=gen, dtype=torch.float64) for n in sizes]
+    ref_s = torch.tensor(scale, dtype=torch.float64, device=device, requires_grad=True)
+    weights = [torch.randn(n, generator=gen, dtype=torch.float64).to(device) for n in sizes]
 
     outs = mip_logsumexp_all(leaves, s, masks=masks, **kwargs)  # type: ignore[arg-type]
     refs = naive_logsumexp_all(ref_leaves, ref_s, masks)

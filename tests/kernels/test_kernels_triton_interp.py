@@ -11,9 +11,16 @@ from __future__ import annotations
 
 import pytest
 import torch
-from kernels_reference import TOL, check_logsumexp, check_topk, make_inputs, naive_logsumexp
+from kernels_reference import (
+    TOL,
+    check_logsumexp,
+    check_logsumexp_all,
+    check_topk,
+    make_inputs,
+    naive_logsumexp,
+)
 
-from anymodal.kernels import mip_logsumexp, mip_topk
+from anymodal.kernels import mip_logsumexp, mip_logsumexp_all, mip_topk
 
 triton = pytest.importorskip("triton")
 
@@ -127,3 +134,47 @@ def test_topk_k_above_kernel_limit_is_refused_when_forced() -> None:
     query, a, b = make_inputs([1, 20, 20], 4, dtype=torch.float32)
     with pytest.raises(ValueError, match="k <= 256"):
         mip_topk(query, [a, b], 300)
+
+
+# ------------------------------------------------------------------ mip_logsumexp_all
+
+
+@pytest.mark.parametrize(
+    ("sizes", "dim"),
+    [
+        ([9, 7], 5),  # M = 2: no effective anchor, rows and columns are the two factors
+        ([4, 7, 6], 12),  # M = 3: the anchor row modulates the rows
+        ([3, 2, 5, 4], 8),  # M = 4: (anchor, factor 1) pairs as effective anchors
+    ],
+)
+@pytest.mark.parametrize("masked", [False, True])
+def test_all_anchors_forward_backward(sizes: list[int], dim: int, masked: bool) -> None:
+    check_logsumexp_all(sizes, dim, torch.float32, seed=len(sizes), masked=masked)
+
+
+@pytest.mark.parametrize(("sizes", "dim"), [([17, 18], 20), ([3, 17, 18], 20), ([2, 2, 17, 5], 20)])
+def test_all_anchors_multi_tile(
+    monkeypatch: pytest.MonkeyPatch, sizes: list[int], dim: int
+) -> None:
+    # Tiles of 16: two row and column tiles (column scratch merged across tiles and
+    # effective anchors), two width tiles (the non-ONE_D loops).
+    monkeypatch.setattr(triton_mip, "INTERPRETER_TILES", SMALL_TILES)
+    check_logsumexp_all(sizes, dim, torch.float32, seed=dim + len(sizes))
+
+
+def test_all_anchors_half_precision() -> None:
+    check_logsumexp_all([5, 6, 7], 16, torch.bfloat16, seed=5)
+
+
+def test_all_anchors_match_torch_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    factors = make_inputs([6, 7, 8], 12, dtype=torch.float32, seed=12)
+    fused = mip_logsumexp_all(factors, 2.0)
+    monkeypatch.setenv("ANYMODAL_KERNEL", "torch")
+    for got, want in zip(fused, mip_logsumexp_all(factors, 2.0)):
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+
+
+def test_all_anchors_five_factors_refused_when_forced() -> None:
+    factors = make_inputs([2, 2, 2, 2, 2], 4, dtype=torch.float32)
+    with pytest.raises(ValueError, match="M <= 4"):
+        mip_logsumexp_all(factors, 1.0)
