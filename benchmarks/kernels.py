@@ -10,6 +10,18 @@ Run from the repository root::
 Prints markdown tables and writes them to ``benchmarks/results/kernels.md``
 (``kernels_gpu.md`` with ``--gpu-only``).
 
+Symile section (issue 17; ``--symile-only`` runs it alone): the whole ``symile``
+``n_squared`` loss, ours against the published ``symile`` 0.1.0 package, in one process
+with the same inputs (N = 384, M = 3, D = 256, float32, 2 intra-op threads, s = 10),
+forward then backward, in alternating rounds; the published package is read from a
+temporary folder (``pip install --no-deps --target /tmp/ref_symile symile==0.1.0``), never
+installed as a dependency. Peak memory is the largest resident size seen by a sampling
+thread (every 0.5 ms) during a call, minus the size before it; the process runs with
+``MALLOC_MMAP_THRESHOLD_=65536`` (it re-executes itself to set it) so that glibc returns
+freed blocks to the OS and each call's peak is its own. The same run measures this
+machine's float32 matrix-multiply throughput (``torch.mm``) and the one-pass kernel's
+achieved FLOP/s (``8 N^3 D``: one product forward, three backward) as a fraction of it.
+
 Workload: Symile's ``n_squared`` normaliser, ``mip_logsumexp(anchor, [b, c], s)`` with
 K = 2 and N rows of width D = 256 in each modality (L2-normalised, s = 10), forward then
 backward of ``out.sum()``.
@@ -34,7 +46,9 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import gc
 import json
+import math
 import os
 import platform
 import re
@@ -194,6 +208,186 @@ def _capacity(rows: dict[tuple[str, int], dict[str, float]], sizes: list[int]) -
     return out
 
 
+# ----------------------------------------------------------------------------- Symile
+
+SYMILE_N, SYMILE_M = 384, 3
+
+
+class RssSampler:
+    """Largest resident set size seen while a block runs, sampled by a thread."""
+
+    def __init__(self, period: float = 5e-4) -> None:
+        self.period = period
+        self.page = os.sysconf("SC_PAGE_SIZE")
+
+    def rss(self) -> int:
+        with open("/proc/self/statm") as fh:
+            return int(fh.read().split()[1]) * self.page
+
+    def measure(self, fn: Callable[[], float]) -> tuple[float, float, int, float]:
+        """Run ``fn``; returns (its result, wall seconds, peak RSS growth in bytes, process
+        CPU seconds, all threads)."""
+        import threading
+
+        gc.collect()
+        base = self.rss()
+        peak = [base]
+        done = threading.Event()
+
+        def watch() -> None:
+            while not done.is_set():
+                peak[0] = max(peak[0], self.rss())
+                time.sleep(self.period)
+
+        watcher = threading.Thread(target=watch, daemon=True)
+        watcher.start()
+        start, cpu = time.perf_counter(), time.process_time()
+        result = fn()
+        elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
+        done.set()
+        watcher.join()
+        peak[0] = max(peak[0], self.rss())
+        return result, elapsed, peak[0] - base, cpu
+
+
+def gemm_flops(shapes: list[tuple[int, int, int]], reps: int = 5) -> dict:
+    """Float32 ``torch.mm`` rates per ``(rows, inner, cols)`` shape, best of ``reps``:
+    ``(FLOP per wall second, FLOP per process CPU second)``."""
+    out = {}
+    for rows, inner, cols in shapes:
+        a, b = torch.randn(rows, inner), torch.randn(inner, cols)
+        a @ b
+        best, best_cpu = math.inf, math.inf
+        for _ in range(reps):
+            start, cpu = time.perf_counter(), time.process_time()
+            a @ b
+            best = min(best, time.perf_counter() - start)
+            best_cpu = min(best_cpu, time.process_time() - cpu)
+        flops = 2.0 * rows * inner * cols
+        out[(rows, inner, cols)] = (flops / best, flops / max(best_cpu, 1e-9))
+    return out
+
+
+def _symile_calls(ref_path: str) -> dict[str, Callable[[], float]]:
+    """The four timed calls on one set of inputs; each returns its loss."""
+    sys.path.insert(0, ref_path)
+    from symile import Symile  # the published package, from the temporary folder
+
+    from anymodal.kernels import mip_logsumexp, mip_logsumexp_all
+    from anymodal.objectives.symile import SymileConfig, SymileLoss
+
+    gen = torch.Generator().manual_seed(0)
+    xs = [
+        torch.nn.functional.normalize(torch.randn(SYMILE_N, D, generator=gen), dim=1)
+        for _ in range(SYMILE_M)
+    ]
+    xs = [x.requires_grad_() for x in xs]
+    ours = SymileLoss(SymileConfig(negatives="n_squared"))
+
+    def fresh() -> None:
+        for x in xs:
+            x.grad = None
+
+    def run_ours() -> float:
+        fresh()
+        loss = ours({f"m{i}": x for i, x in enumerate(xs)}, torch.tensor(SCALE))["loss"]
+        loss.backward()
+        return loss.item()
+
+    def run_ref() -> float:
+        fresh()
+        loss = Symile("n_squared")(xs, torch.tensor(SCALE))
+        loss.backward()
+        return loss.item()
+
+    def run_one_pass() -> float:
+        fresh()
+        total = sum(o.sum() for o in mip_logsumexp_all(xs, SCALE))
+        total.backward()
+        return total.item()
+
+    def run_per_anchor() -> float:
+        fresh()
+        total = sum(
+            mip_logsumexp(xs[a], [x for j, x in enumerate(xs) if j != a], SCALE).sum()
+            for a in range(SYMILE_M)
+        )
+        total.backward()
+        return total.item()
+
+    return {"ours": run_ours, "ref": run_ref, "one_pass": run_one_pass,
+            "per_anchor": run_per_anchor}  # fmt: skip
+
+
+def symile_section(threads: int, rounds: int, ref_path: str) -> list[str]:
+    """Ours vs the published symile package, plus the kernel's fraction of GEMM speed."""
+    head = [
+        f"## Symile n_squared: ours vs the published `symile` 0.1.0 (N = {SYMILE_N}, "
+        f"M = {SYMILE_M}, D = {D}, float32, {threads} threads, forward+backward)",
+        "",
+    ]
+    if not (Path(ref_path) / "symile" / "loss.py").exists():
+        return [*head, f"Not measured: the published package is not in `{ref_path}` "
+                "(`pip install --no-deps --target /tmp/ref_symile symile==0.1.0`)."]  # fmt: skip
+    torch.set_num_threads(threads)
+    os.environ["ANYMODAL_KERNEL"] = "torch"
+    calls, sampler = _symile_calls(ref_path), RssSampler()
+    n, flops = SYMILE_N, 8.0 * SYMILE_N**SYMILE_M * D
+    shapes = [(2048, 2048, 2048), (4096, D, n)]
+    gemm = gemm_flops(shapes)
+    runs: dict[str, list[tuple[float, float, int, float]]] = {k: [] for k in calls}
+    for r in range(rounds):
+        for name, fn in calls.items():
+            runs[name].append(sampler.measure(fn))
+            print(f"  round {r} {name}: {runs[name][-1]}", file=sys.stderr, flush=True)
+    gemm_after = gemm_flops(shapes)
+    best = {k: min(r[1] for r in v) for k, v in runs.items()}
+    best_cpu = {k: min(r[3] for r in v) for k, v in runs.items()}
+    peak = {k: max(r[2] for r in v) for k, v in runs.items()}
+    loss = {k: v[0][0] for k, v in runs.items()}
+    gemm_best = max(v[0] for g in (gemm, gemm_after) for v in g.values())
+    gemm_best_cpu = max(v[1] for g in (gemm, gemm_after) for v in g.values())
+    labels = {"ours": "anymodal `symile` loss", "ref": "published `symile` loss",
+              "one_pass": "kernel alone: `mip_logsumexp_all`, one pass",
+              "per_anchor": "kernel alone: `mip_logsumexp` once per anchor"}  # fmt: skip
+    lines = [*head, "| call | wall time per round (s) | CPU time per round (s) "
+             "| peak memory (MiB) | value |", "|---|---|---|---|---|"]  # fmt: skip
+    for k, v in runs.items():
+        walls = ", ".join(f"{r[1]:.2f}" for r in v)
+        cpus = ", ".join(f"{r[3]:.2f}" for r in v)
+        lines.append(f"| {labels[k]} | {walls} | {cpus} | {peak[k] / 2**20:.1f} "
+                     f"| {loss[k]:.6f} |")  # fmt: skip
+    ratios = ", ".join(f"{r[1] / o[1]:.2f}x" for o, r in zip(runs["ours"], runs["ref"]))
+    gemm_cells = "; ".join(
+        f"{r}x{i} @ {i}x{c}: {gemm[(r, i, c)][0] / 1e9:.0f} before, "
+        f"{gemm_after[(r, i, c)][0] / 1e9:.0f} after"
+        for r, i, c in shapes
+    )
+    lines += [
+        "",
+        f"- same loss: |ours − published| = {abs(loss['ours'] - loss['ref']):.2e} (target ≤ 1e-4)",
+        f"- speed-up of the loss: **{best['ref'] / best['ours']:.2f}x** in wall time, best "
+        f"against best (per round: {ratios}), {best_cpu['ref'] / best_cpu['ours']:.2f}x in "
+        "CPU time (target ≥ 3x)",
+        f"- peak memory: **{peak['ref'] / max(peak['ours'], 1):.0f}x less** "
+        f"({peak['ours'] / 2**20:.1f} MiB against {peak['ref'] / 2**20:.0f} MiB; target ≥ 20x)",
+        f"- one pass against one call per anchor (kernel alone): "
+        f"{best['per_anchor'] / best['one_pass']:.2f}x faster in wall time, "
+        f"{best_cpu['per_anchor'] / best_cpu['one_pass']:.2f}x in CPU time "
+        f"(M = {SYMILE_M}: 1/M of the work)",
+        f"- float32 GEMM on this machine, {threads} threads (GFLOP/s of wall time, `torch.mm`, "
+        f"best of 5, before and after the rounds): {gemm_cells}",
+        f"- the one-pass kernel counts 8·N^3·D = {flops / 1e9:.0f} GFLOP (one product "
+        f"forward, three backward): {flops / best['one_pass'] / 1e9:.1f} GFLOP/s of wall "
+        f"time, **{100 * flops / best['one_pass'] / gemm_best:.0f}% of the best GEMM rate**; "
+        f"per CPU second (robust to the load: both sides lose the same waits) "
+        f"{flops / best_cpu['one_pass'] / 1e9:.1f} against the GEMM's "
+        f"{gemm_best_cpu / 1e9:.1f}, **{100 * flops / best_cpu['one_pass'] / gemm_best_cpu:.0f}%**",
+    ]
+    os.environ.pop("ANYMODAL_KERNEL", None)
+    return lines
+
+
 # ----------------------------------------------------------------------------- GPU
 
 
@@ -245,6 +439,37 @@ def _gpu_row(path: str, tensors: list[torch.Tensor], label: str, peak: float | N
     )
 
 
+def _gpu_all_row(path: str, tensors: list[torch.Tensor], label: str, peak: float | None) -> str:
+    """Every anchor's normaliser at once (M = 3): the one-pass kernel or the naive tensor."""
+    from anymodal.kernels import mip_logsumexp_all
+
+    n = tensors[0].shape[0]
+    os.environ["ANYMODAL_KERNEL"] = "auto"
+
+    def outputs() -> list[torch.Tensor]:
+        if path == "naive-all":
+            logits = torch.einsum("id,jd,kd->ijk", *tensors) * SCALE
+            return [logits.logsumexp(dim=[j for j in range(3) if j != m]) for m in range(3)]
+        return mip_logsumexp_all(tensors, SCALE)
+
+    def fwd() -> None:
+        with torch.no_grad():
+            outputs()
+
+    def both() -> None:
+        for t in tensors:
+            t.grad = None
+        sum(o.sum() for o in outputs()).backward()
+
+    flops = 2.0 * n**3 * D  # one product forward; the backward three (8 N^3 D in all)
+    t_f, t_fb = _cuda_time(fwd), _cuda_time(both)
+    frac = f"{100 * 4 * flops / t_fb / 1e12 / peak:.0f}%" if peak else "n/a"
+    return (
+        f"| {label} | {n} | {path} | {1e3 * t_f:.2f} | {1e3 * t_fb:.2f} "
+        f"| {flops / t_f / 1e12:.1f} | {4 * flops / t_fb / 1e12:.1f} | {frac} |"
+    )
+
+
 def gpu_section(sizes: list[int]) -> list[str]:
     name = torch.cuda.get_device_name()
     peaks = next((v for k, v in DENSE_PEAK.items() if k in name), None)
@@ -259,10 +484,13 @@ def gpu_section(sizes: list[int]) -> list[str]:
         peak = peaks[label] if peaks else None
         for n in sizes:
             tensors = _inputs(n, dtype, "cuda")
-            for path in ("triton", "naive", "torch"):
+            for path in ("triton", "naive", "torch", "triton-all", "naive-all"):
                 free = torch.cuda.mem_get_info()[0]
-                if path == "naive" and naive_model_bytes(n) * dtype.itemsize / 4 > 0.8 * free:
-                    lines.append(f"| {label} | {n} | naive | does not fit | | | | |")
+                too_big = naive_model_bytes(n) * dtype.itemsize / 4 > 0.8 * free
+                if path.startswith("naive") and too_big:
+                    lines.append(f"| {label} | {n} | {path} | does not fit | | | | |")
+                elif path.endswith("-all"):
+                    lines.append(_gpu_all_row(path, tensors, label, peak))
                 elif path == "torch" and n > 4096:
                     lines.append(f"| {label} | {n} | torch | not run (minutes a call) | | | | |")
                 else:
@@ -271,7 +499,13 @@ def gpu_section(sizes: list[int]) -> list[str]:
             del tensors
             torch.cuda.empty_cache()
     os.environ.pop("ANYMODAL_KERNEL", None)
-    lines += ["", "- dense peaks used (TFLOP/s): " + (json.dumps(peaks) if peaks else "unknown")]
+    lines += [
+        "",
+        "- triton, naive, torch: one anchor's normaliser (`mip_logsumexp`, K = 2); "
+        "triton-all, naive-all: the three anchors' at once (`mip_logsumexp_all`, M = 3, "
+        "one traversal), the same FLOP count (2 N^3 D forward, 8 N^3 D forward+backward)",
+        "- dense peaks used (TFLOP/s): " + (json.dumps(peaks) if peaks else "unknown"),
+    ]
     return lines
 
 
@@ -300,6 +534,12 @@ def main() -> None:
     parser.add_argument("--gpu-sizes", type=int, nargs="+", default=[256, 1024, 4096, 8192])
     parser.add_argument("--gpu-only", action="store_true")
     parser.add_argument(
+        "--symile-only", action="store_true", help="only the symile section, printed, not saved"
+    )
+    parser.add_argument("--symile-threads", type=int, default=2)
+    parser.add_argument("--symile-rounds", type=int, default=2)
+    parser.add_argument("--ref-path", default="/tmp/ref_symile", help="published symile")
+    parser.add_argument(
         "--threads",
         type=int,
         default=0,
@@ -311,6 +551,9 @@ def main() -> None:
     if args.child:
         child(args.child[0], int(args.child[1]), int(args.child[2]), int(args.child[3]))
         return
+    if os.environ.get("MALLOC_MMAP_THRESHOLD_") != "65536":  # see the module docstring
+        env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536"}
+        os.execve(sys.executable, [sys.executable, __file__, *sys.argv[1:]], env)
     lines = [
         "# Kernel benchmarks",
         "",
@@ -320,9 +563,15 @@ def main() -> None:
         f"Date: {datetime.date.today().isoformat()}",
         "",
     ]
-    if not args.gpu_only:
+    # The CPU table first: its children read their peak from ru_maxrss, which a child
+    # inherits from its parent (fork + exec), so the parent must not have grown yet.
+    if not args.gpu_only and not args.symile_only:
         lines += [*cpu_section(args.sizes, args.threads), ""]
-    if torch.cuda.is_available():
+    if not args.gpu_only:
+        lines += [*symile_section(args.symile_threads, args.symile_rounds, args.ref_path), ""]
+    if args.symile_only:
+        pass
+    elif torch.cuda.is_available():
         lines += gpu_section(args.gpu_sizes)
     else:
         lines += ["## GPU", "", "No CUDA device on this machine: the GPU table was not measured."]
@@ -330,6 +579,8 @@ def main() -> None:
     print(text)
     # --gpu-only (make bench-gpu) writes beside the CPU results instead of over them.
     target = RESULTS.with_name("kernels_gpu.md") if args.gpu_only else RESULTS
+    if args.symile_only:  # a quick look: the results file keeps every section
+        return
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(text)
 
