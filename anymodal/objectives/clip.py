@@ -5,6 +5,10 @@ For a pair (a, b) with rows A, B and scale s:
 sum) of ``L_ab`` over every unordered pair, or over the pairs ``(anchor, other)``
 (ImageBind / LanguageBind style). A row missing either modality of a pair takes no part
 in that pair, neither as a query nor as a negative.
+
+Options (:mod:`anymodal.objectives.pairs`): label smoothing of the cross-entropies,
+per-pair scales (fixed or learned) instead of the shared one, and hard-negative weighting:
+HCL's β and LLaVE's α·sg(s) boost on the negative logits.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from anymodal.errors import ConfigError
 from anymodal.objectives.base import (
     Objective,
     Shard,
@@ -24,9 +29,10 @@ from anymodal.objectives.base import (
     resolve_pairs,
     summed_similarity,
 )
+from anymodal.objectives.pairs import PairScales, hard_negative_logits
 from anymodal.types import ObjectiveSpec
 
-__all__ = ["SPEC", "ClipConfig", "ClipLoss", "combine_pairs"]
+__all__ = ["SPEC", "ClipConfig", "ClipLoss", "check_smoothing", "combine_pairs"]
 
 REDUCTIONS = ("mean", "sum")
 
@@ -40,11 +46,28 @@ class ClipConfig:
         anchor: when set, the pairs are (anchor, every other modality); excludes ``pairs``.
         reduction: ``"mean"`` over the pairs that have at least two rows, or ``"sum"``
             (the Symile paper's pairwise baseline sums its three pairs).
+        label_smoothing: label smoothing of both cross-entropies, in [0, 1).
+        pair_scales: ``"a:b=20,c:d=10"``: those pairs use their own scale.
+        learn_pair_scales: learn the listed pair scales from those initial values.
+        hard_negative_beta: HCL's β (0: off); negatives weighted by ``e^{β ℓ}``.
+        hard_negative_alpha: LLaVE's α (0: off); ``α · sg(cos)`` added to negative logits.
     """
 
     pairs: str = "all"
     anchor: str | None = None
     reduction: str = "mean"
+    label_smoothing: float = 0.0
+    pair_scales: str = ""
+    learn_pair_scales: bool = False
+    hard_negative_beta: float = 0.0
+    hard_negative_alpha: float = 0.0
+
+
+def check_smoothing(value: float, objective: str) -> float:
+    """``value`` if it is a label smoothing in [0, 1), else a :class:`ConfigError`."""
+    if not 0.0 <= value < 1.0:
+        raise ConfigError(f"{objective} label_smoothing must be in [0, 1), got {value}")
+    return value
 
 
 def combine_pairs(losses: list[Tensor], reduction: str, zero: Tensor) -> Tensor:
@@ -69,6 +92,9 @@ class ClipLoss(Objective):
         super().__init__()
         self.config = config or ClipConfig()
         check_choice(self.config.reduction, REDUCTIONS, "clip reduction")
+        check_smoothing(self.config.label_smoothing, self.name)
+        self.pair_scales = PairScales(self.config.pair_scales, self.config.learn_pair_scales,
+                                      self.name)
 
     def terms(self, shard: Shard) -> tuple[Tensor, dict[str, Tensor]]:
         """The mean (or sum) of the pair losses, and each pair's parts."""
@@ -76,7 +102,7 @@ class ClipLoss(Objective):
         parts: dict[str, Tensor] = {}
         used: list[Tensor] = []
         for a, b in pairs:
-            a_to_b, b_to_a, count = _pair_terms(shard, a, b)
+            a_to_b, b_to_a, count = self._pair_terms(shard, a, b)
             pair = (a_to_b + b_to_a) / 2
             parts.update({
                 f"{a}_{b}_loss": pair,
@@ -87,6 +113,29 @@ class ClipLoss(Objective):
             if count >= 2:
                 used.append(pair)
         return combine_pairs(used, self.config.reduction, shard.tie), parts
+
+    def _pair_terms(self, shard: Shard, a: str, b: str) -> tuple[Tensor, Tensor, int]:
+        """This process's shares of CE(a→b) and CE(b→a) over rows that have a and b."""
+        rows = shard.select(shard.present[a] & shard.present[b])
+        if rows.count < 2:
+            return shard.tie, shard.tie, rows.count
+        a_all, b_all = rows.every(shard.full[a]), rows.every(shard.full[b])
+        a_mine, b_mine = rows.mine(shard.local[a]), rows.mine(shard.local[b])
+        scale = self.pair_scales.scale(shard.scale, a, b)
+        sim_ab = a_mine @ b_all.T  # [n_v, count]
+        # In one process the two similarity matrices are transposes of each other.
+        sim_ba = sim_ab.T if shard.world == 1 else b_mine @ a_all.T
+        a_to_b = self._cross_entropy(scale * sim_ab, sim_ab, rows.targets)
+        b_to_a = self._cross_entropy(scale * sim_ba, sim_ba, rows.targets)
+        return shard.share(a_to_b, rows.count), shard.share(b_to_a, rows.count), rows.count
+
+    def _cross_entropy(self, logits: Tensor, similarity: Tensor, targets: Tensor) -> Tensor:
+        """Summed CE of the rows, after the hard-negative options, with label smoothing."""
+        config = self.config
+        logits = hard_negative_logits(logits, targets, similarity, config.hard_negative_beta,
+                                      config.hard_negative_alpha)
+        return F.cross_entropy(logits, targets, label_smoothing=config.label_smoothing,
+                               reduction="sum")
 
     def score(
         self, query: Mapping[str, Tensor], candidates: Tensor, logit_scale: Tensor | float,
@@ -105,21 +154,6 @@ class ClipLoss(Objective):
             returns ``[Q, C]``.
         """
         return summed_similarity(query, candidates, logit_scale)
-
-
-def _pair_terms(shard: Shard, a: str, b: str) -> tuple[Tensor, Tensor, int]:
-    """This process's shares of CE(a→b) and CE(b→a) over rows that have a and b."""
-    rows = shard.select(shard.present[a] & shard.present[b])
-    if rows.count < 2:
-        return shard.tie, shard.tie, rows.count
-    a_all, b_all = rows.every(shard.full[a]), rows.every(shard.full[b])
-    a_mine, b_mine = rows.mine(shard.local[a]), rows.mine(shard.local[b])
-    logits_ab = shard.scale * (a_mine @ b_all.T)  # [n_v, count]
-    # In one process the two logit matrices are transposes of each other.
-    logits_ba = logits_ab.T if shard.world == 1 else shard.scale * (b_mine @ a_all.T)
-    a_to_b = F.cross_entropy(logits_ab, rows.targets, reduction="sum")
-    b_to_a = F.cross_entropy(logits_ba, rows.targets, reduction="sum")
-    return shard.share(a_to_b, rows.count), shard.share(b_to_a, rows.count), rows.count
 
 
 SPEC = ObjectiveSpec(

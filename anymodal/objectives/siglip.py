@@ -23,7 +23,8 @@ from anymodal.objectives.base import (
     resolve_pairs,
     summed_similarity,
 )
-from anymodal.objectives.clip import REDUCTIONS, combine_pairs
+from anymodal.objectives.clip import REDUCTIONS, check_smoothing, combine_pairs
+from anymodal.objectives.pairs import PairScales
 from anymodal.types import ObjectiveSpec
 
 __all__ = ["SPEC", "SigLipConfig", "SigLipLoss"]
@@ -38,12 +39,19 @@ class SigLipConfig:
         anchor: when set, the pairs are (anchor, every other modality).
         reduction: ``"mean"`` or ``"sum"`` over pairs.
         init_bias: the initial value of the learnable bias β (the SigLIP paper's -10).
+        label_smoothing: binary label smoothing ``ls``: positives' target ``1 - ls/2``,
+            negatives' ``ls/2``.
+        pair_scales: ``"a:b=10,c:d=20"``: those pairs use their own scale (see ``clip``).
+        learn_pair_scales: learn the listed pair scales from those initial values.
     """
 
     pairs: str = "all"
     anchor: str | None = None
     reduction: str = "mean"
     init_bias: float = -10.0
+    label_smoothing: float = 0.0
+    pair_scales: str = ""
+    learn_pair_scales: bool = False
 
 
 class SigLipLoss(Objective):
@@ -60,6 +68,9 @@ class SigLipLoss(Objective):
         self.config = config or SigLipConfig()
         check_choice(self.config.reduction, REDUCTIONS, "siglip reduction")
         self.bias = nn.Parameter(torch.tensor(float(self.config.init_bias)))
+        check_smoothing(self.config.label_smoothing, self.name)
+        self.pair_scales = PairScales(self.config.pair_scales, self.config.learn_pair_scales,
+                                      self.name)
 
     def terms(self, shard: Shard) -> tuple[Tensor, dict[str, Tensor]]:
         """The mean (or sum) of the pair losses, and each pair's parts."""
@@ -82,11 +93,16 @@ class SigLipLoss(Objective):
         a_mine = rows.mine(shard.local[a])
         b_all = rows.every(shard.full[b])
         bias = self.bias.to(a_mine.dtype)
-        logits = shard.scale * (a_mine @ b_all.T) + bias  # [n_v, count]
+        scale = self.pair_scales.scale(shard.scale, a, b)
+        logits = scale * (a_mine @ b_all.T) + bias  # [n_v, count]
         positive = logits[torch.arange(len(rows.local), device=logits.device), rows.targets]
-        # -log σ(-x) = softplus(x) for every pair as a negative, then swap the diagonal's
-        # term for -log σ(x) = softplus(-x): no [n_v, count] label matrix.
-        loss_sum = F.softplus(logits).sum() + (F.softplus(-positive) - F.softplus(positive)).sum()
+        # With target y, the term is (1 - y)·softplus(x) + y·softplus(-x). Every pair is
+        # first taken as a negative (y = ls/2), then the diagonal is corrected to the
+        # positive's target (y = 1 - ls/2): no [n_v, count] label matrix.
+        low = self.config.label_smoothing / 2
+        loss_sum = ((1 - low) * F.softplus(logits) + low * F.softplus(-logits)).sum()
+        keep = 1 - 2 * low
+        loss_sum = loss_sum + keep * (F.softplus(-positive) - F.softplus(positive)).sum()
         return shard.share(loss_sum, rows.count), rows.count
 
     def score(

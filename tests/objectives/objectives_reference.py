@@ -52,7 +52,44 @@ def clip(emb: Emb, s: Tensor, present: Present, pairs, reduction: str = "mean") 
     return total / len(losses) if reduction == "mean" else total
 
 
-def siglip(emb: Emb, s: Tensor, bias: Tensor, present: Present, pairs, reduction="mean") -> Tensor:
+def clip_options(emb: Emb, s: Tensor, present: Present, pairs, smoothing: float = 0.0,
+                 beta: float = 0.0, alpha: float = 0.0, scales: dict | None = None) -> Tensor:
+    """CLIP with label smoothing, per-pair scales, HCL's importance-weighted negatives
+    (weights e^{β ℓ} / mean e^{β ℓ}) and LLaVE's boost e^{α·sg(cos)}, written as weights."""
+
+    def direction(x: Tensor, y: Tensor, scale: Tensor) -> Tensor:
+        n = x.shape[0]
+        total = 0.0
+        for i in range(n):
+            logits = [scale * (x[i] @ y[j]) for j in range(n)]
+            imp = [torch.exp(beta * logits[j]) for j in range(n) if j != i]
+            mean_imp = sum(imp) / len(imp)
+            terms = []
+            for j in range(n):
+                weight = torch.ones((), dtype=torch.float64)
+                if j != i:
+                    weight = torch.exp(beta * logits[j]) / mean_imp
+                    weight = weight * torch.exp(alpha * (x[i] @ y[j]).detach())
+                terms.append(torch.log(weight) + logits[j])
+            total = total + _ce(torch.stack(terms), i, smoothing)
+        return total / n
+
+    def pair(a: str, b: str):
+        key = "|".join(sorted((a, b)))
+        scale = s if not scales or key not in scales else scales[key]
+        return lambda x, y: (direction(x, y, scale) + direction(y, x, scale)) / 2
+
+    losses = []
+    for a, b in pairs:
+        keep = _keep(emb, present, [a, b])
+        x, y = emb[a][keep], emb[b][keep]
+        if x.shape[0] >= 2:
+            losses.append(pair(a, b)(x, y))
+    return sum(losses) / len(losses)
+
+
+def siglip(emb: Emb, s: Tensor, bias: Tensor, present: Present, pairs, reduction="mean",
+           smoothing: float = 0.0) -> Tensor:
     losses = []
     for a, b in pairs:
         keep = _keep(emb, present, [a, b])
@@ -63,8 +100,9 @@ def siglip(emb: Emb, s: Tensor, bias: Tensor, present: Present, pairs, reduction
         total = 0.0
         for i in range(n):
             for j in range(n):
-                z = 1.0 if i == j else -1.0
-                total = total - torch.log(torch.sigmoid(z * (s * (x[i] @ y[j]) + bias)))
+                y_ij = 1.0 - smoothing / 2 if i == j else smoothing / 2
+                p = torch.sigmoid(s * (x[i] @ y[j]) + bias)
+                total = total - y_ij * torch.log(p) - (1 - y_ij) * torch.log(1 - p)
         losses.append(total / n)
     if not losses:
         return s * 0.0

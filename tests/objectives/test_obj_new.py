@@ -11,7 +11,16 @@ import pytest
 import torch
 
 import anymodal
-from anymodal.objectives import DCLConfig, DCLLoss, InfoLOOBConfig, InfoLOOBLoss
+from anymodal.objectives import (
+    ClipConfig,
+    ClipLoss,
+    DCLConfig,
+    DCLLoss,
+    InfoLOOBConfig,
+    InfoLOOBLoss,
+    SigLipConfig,
+    SigLipLoss,
+)
 
 FIXTURES = json.loads((Path(__file__).parent / "fixtures" / "published.json").read_text())
 SCALE = 2.5
@@ -98,3 +107,52 @@ def test_dcl_rejects_bad_params(params: dict) -> None:
 def test_infoloob_rejects_bad_beta() -> None:
     with pytest.raises(anymodal.ConfigError, match="hopfield_beta"):
         anymodal.create_objective("infoloob", hopfield_beta=-1.0)
+
+
+@pytest.mark.parametrize("m", [2, 3, 4])
+@pytest.mark.parametrize("with_present", [False, True])
+@pytest.mark.parametrize(("smoothing", "beta", "alpha"),
+                         [(0.1, 0.0, 0.0), (0.0, 0.5, 0.0), (0.0, 0.0, 2.0), (0.1, 0.5, 2.0)])
+def test_clip_options_match_reference(m: int, with_present: bool, smoothing: float,
+                                      beta: float, alpha: float) -> None:
+    config = ClipConfig(label_smoothing=smoothing, hard_negative_beta=beta,
+                        hard_negative_alpha=alpha)
+    _compare(ClipLoss(config), lambda e, s, p: ref.clip_options(
+        e, s, p, ref.all_pairs(list(e)), smoothing, beta, alpha), m, with_present)
+
+
+def test_clip_fixed_and_learned_pair_scales_match_reference() -> None:
+    fixed = ClipLoss(ClipConfig(pair_scales="m2:m0=7.5"))
+    _compare(fixed, lambda e, s, p: ref.clip_options(
+        e, s, p, ref.all_pairs(list(e)), scales={"m0|m2": 7.5}), 3, True)
+    learned = ClipLoss(ClipConfig(pair_scales="m0:m1=4", learn_pair_scales=True)).double()
+    emb = ref.embeddings(3, 6, 5, seed=2)
+    out = learned(emb, SCALE)
+    (param,) = list(learned.parameters())
+    torch.testing.assert_close(param.exp(), torch.tensor(4.0, dtype=torch.float64))
+    want = ref.clip_options(emb, torch.tensor(SCALE, dtype=torch.float64), None,
+                            ref.all_pairs(list(emb)), scales={"m0|m1": param.exp()})
+    torch.testing.assert_close(out["loss"], want)
+    out["loss"].backward()
+    assert param.grad is not None and float(param.grad) != 0.0
+
+
+@pytest.mark.parametrize("m", [2, 3])
+@pytest.mark.parametrize("with_present", [False, True])
+def test_siglip_label_smoothing_matches_reference(m: int, with_present: bool) -> None:
+    objective = SigLipLoss(SigLipConfig(init_bias=-1.0, label_smoothing=0.2)).double()
+    bias = objective.bias.detach().clone()
+    _compare(objective, lambda e, s, p: ref.siglip(e, s, bias, p, ref.all_pairs(list(e)),
+                                                   smoothing=0.2), m, with_present)
+
+
+@pytest.mark.parametrize(("name", "params", "match"), [
+    ("clip", {"label_smoothing": 1.0}, "label_smoothing"),
+    ("siglip", {"label_smoothing": -0.1}, "label_smoothing"),
+    ("clip", {"pair_scales": "a:b"}, "pair_scales"),
+    ("clip", {"pair_scales": "a:a=3"}, "pair_scales"),
+    ("siglip", {"pair_scales": "a:b=-2"}, "pair_scales"),
+])
+def test_pairwise_options_are_validated(name: str, params: dict, match: str) -> None:
+    with pytest.raises(anymodal.ConfigError, match=match):
+        anymodal.create_objective(name, **params)

@@ -1,0 +1,108 @@
+"""Options of the pairwise objectives: per-pair temperatures and hard-negative weighting.
+
+- **Per-pair scales** (``pair_scales="image:text=20,audio:text=10"``): the listed pairs use
+  their own multiplier instead of the model's shared logit scale; fixed, or learned from
+  that initial value (``learn_pair_scales``; stored as a log, like the model's scale).
+  Retrieval ranks by the summed similarities (the ``"sum"`` rule), which for a
+  one-modality query orders candidates as the pair's scaled similarity does.
+- **Hard negatives** on a row of logits ``ℓ_ij = s·a_i·b_j`` (positive at ``t``):
+  HCL's β (Robinson et al. 2021) reweights each negative by its importance weight
+  ``e^{β ℓ_ij} / mean_{k≠t} e^{β ℓ_ik}`` (so β = 0 is plain InfoNCE), i.e. adds
+  ``β ℓ_ij - LSE_{k≠t}(β ℓ_ik) + log(n - 1)`` to each negative logit; LLaVE's α adds
+  ``α · sg(a_i·b_j)`` to each negative logit (a hardness boost that carries no gradient).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+from anymodal.errors import ConfigError
+
+__all__ = ["PairScales", "hard_negative_logits", "parse_pair_scales"]
+
+
+def _pair_key(a: str, b: str) -> str:
+    return "|".join(sorted((a, b)))
+
+
+def parse_pair_scales(spec: str, objective: str) -> dict[str, float]:
+    """``"a:b=20,c:d=10"`` -> ``{"a|b": 20.0, "c|d": 10.0}`` (unordered pairs).
+
+    Raises:
+        ConfigError: an item is not ``a:b=<positive number>``.
+    """
+    out: dict[str, float] = {}
+    for item in filter(None, (part.strip() for part in spec.split(","))):
+        pair, _, value = item.partition("=")
+        a, sep, b = pair.strip().partition(":")
+        try:
+            scale = float(value)
+        except ValueError:
+            scale = -1.0
+        if not sep or not a or not b or a == b or scale <= 0 or not math.isfinite(scale):
+            raise ConfigError(f"objective {objective!r}: bad pair_scales item {item!r}; "
+                              "expected 'a:b=<scale > 0>' (e.g. 'image:text=20')")
+        out[_pair_key(a.strip(), b.strip())] = scale
+    return out
+
+
+class PairScales(nn.Module):
+    """The multiplier of each modality pair: its own where listed, else the shared one.
+
+    Args:
+        spec: ``pair_scales`` (see :func:`parse_pair_scales`).
+        learn: learn the listed scales (as logs) instead of keeping them fixed.
+        objective: the objective's name, for messages.
+    """
+
+    def __init__(self, spec: str, learn: bool, objective: str) -> None:
+        super().__init__()
+        values = parse_pair_scales(spec, objective)
+        self.learned = nn.ParameterDict()
+        self.fixed: dict[str, float] = {}
+        for key, value in values.items():
+            if learn:
+                self.learned[key] = nn.Parameter(torch.tensor(math.log(value)))
+            else:
+                self.fixed[key] = value
+
+    def scale(self, shared: Tensor, a: str, b: str) -> Tensor:
+        """The multiplier of pair (a, b): a 0-d tensor of ``shared``'s dtype."""
+        key = _pair_key(a, b)
+        if key in self.learned:
+            return self.learned[key].exp().to(shared.dtype)
+        if key in self.fixed:
+            return torch.tensor(self.fixed[key], dtype=shared.dtype, device=shared.device)
+        return shared
+
+
+def hard_negative_logits(logits: Tensor, targets: Tensor, similarity: Tensor, beta: float,
+                         alpha: float) -> Tensor:
+    """The logits with HCL's β weights and LLaVE's α boost applied to the negatives.
+
+    Args:
+        logits: ``s · a bᵀ`` for this process's rows against every candidate.
+        targets: the column of each row's positive.
+        similarity: the plain similarities ``a bᵀ`` (LLaVE's boost uses them, detached).
+        beta: HCL's concentration (0: off).
+        alpha: LLaVE's boost (0: off).
+
+    Shapes:
+        logits, similarity: ``[n, C]``; targets: ``[n]``; returns ``[n, C]``.
+    """
+    if beta == 0 and alpha == 0:
+        return logits
+    rows = torch.arange(logits.shape[0], device=logits.device)
+    negative = torch.ones_like(logits, dtype=torch.bool)
+    negative[rows, targets] = False
+    shift = torch.zeros_like(logits)
+    if beta != 0 and logits.shape[1] > 1:
+        weighted = (beta * logits).masked_fill(~negative, float("-inf"))
+        log_mean = weighted.logsumexp(dim=-1, keepdim=True) - math.log(logits.shape[1] - 1)
+        shift = shift + beta * logits - log_mean
+    if alpha != 0:
+        shift = shift + alpha * similarity.detach()
+    return logits + shift.masked_fill(~negative, 0.0)
