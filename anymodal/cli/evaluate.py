@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import argparse
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from anymodal.cli.items import MAX_LISTED, load_model
 from anymodal.cli.output import POSITIVES_RULES, Table, emit, recall_columns
 from anymodal.errors import ConfigError
 
-__all__ = ["add_parsers", "cmd_eval", "cmd_report", "default_tasks", "retrieval_table"]
+__all__ = ["add_parsers", "cmd_eval", "cmd_report", "retrieval_table"]
 
 logger = logging.getLogger("anymodal.cli")
 
@@ -63,21 +63,6 @@ def _add_eval(sub: Any) -> None:
     p.set_defaults(func=cmd_eval)
 
 
-def default_tasks(modalities: Iterable[str]) -> list[str]:
-    """Every single-modality pair ``a->b``, then ``all others->b`` for each ``b``.
-
-    With two modalities the all-others tasks are the pairs themselves and are not repeated.
-
-    Args:
-        modalities: the modality keys to evaluate (model keys the data has).
-    """
-    keys = list(dict.fromkeys(modalities))
-    tasks = [f"{a}->{b}" for a in keys for b in keys if a != b]
-    if len(keys) > 2:
-        tasks += [f"{'+'.join(k for k in keys if k != b)}->{b}" for b in keys]
-    return tasks
-
-
 def retrieval_table(title: str, results: Mapping[str, Mapping[str, float]],
                     ks: list[int], positives: str) -> Table:
     """The retrieval metrics of each task, chance beside each R@k, the rule named below.
@@ -101,17 +86,17 @@ def retrieval_table(title: str, results: Mapping[str, Mapping[str, float]],
 
 
 def _retrieval(args: argparse.Namespace, model: Any, data: Any, ks: list[int]) -> Any:
-    from anymodal.retrieval.evaluation import evaluate_retrieval, parse_tasks
+    from anymodal.retrieval.evaluation import default_tasks, evaluate_retrieval, parse_tasks
 
-    spec = args.tasks
-    if spec is None:
+    if args.tasks:
+        tasks = parse_tasks(args.tasks, model.modalities)
+    else:  # every pair a->b plus all-others->b, over the modalities the data has
         present = [m for m in model.modalities if m in data.columns()]
         if len(present) < 2:
             raise ConfigError(f"{args.data}: has {present or 'none'} of the model's modalities "
                               f"{list(model.modalities)}; retrieval needs two")
-        spec = default_tasks(present)
-    return evaluate_retrieval(model, data, parse_tasks(spec, model.modalities), ks,
-                              args.positives)
+        tasks = default_tasks(present)
+    return evaluate_retrieval(model, data, tasks, ks, args.positives)
 
 
 def _zero_shot(args: argparse.Namespace, model: Any, data: Any) -> Any:
