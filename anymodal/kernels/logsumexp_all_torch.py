@@ -48,6 +48,27 @@ from anymodal.kernels.chunked import (
 _UNDERFLOW = 1e-25
 
 
+class _Workspace:
+    """Flat buffers reused by every box.
+
+    Fresh ``[R, C]`` tensors per box would each be allocated and faulted in again (large
+    blocks go to ``mmap``).
+    """
+
+    def __init__(self, like: Tensor) -> None:
+        self.like = like
+        self.buffers: dict[str, Tensor] = {}
+
+    def get(self, name: str, *shape: int) -> Tensor:
+        """A tensor of ``shape`` (uninitialised) backed by the buffer ``name``."""
+        size = math.prod(shape)
+        buf = self.buffers.get(name)
+        if buf is None or buf.numel() < size:
+            buf = torch.empty(size, dtype=self.like.dtype, device=self.like.device)
+            self.buffers[name] = buf
+        return buf[:size].view(*shape)
+
+
 def _prefix_reductions(row_lse: Tensor, lses: list[Tensor], box: Sequence[slice]) -> None:
     """Merge a box's prefix-row log-sum-exps into the running normalisers of axes 0..M-2.
 
@@ -99,10 +120,13 @@ def forward_all(factors: Sequence[Tensor], scale: Tensor, chunk_elements: int) -
     lses = [torch.full((n,), -math.inf, dtype=last.dtype, device=last.device) for n in sizes]
     col_lse = torch.full((last.shape[0],), -math.inf, dtype=last.dtype, device=last.device)
     scaled_last_t = (last * scale).T
+    work = _Workspace(last)
     for box in boxes(sizes, chunk_rows_for(*last.shape, chunk_elements)):
-        prefix = _broadcast_product(_box_views(prefix_factors, box))
+        views = _box_views(prefix_factors, box)
+        shape = [v.shape[m] for m, v in enumerate(views)]
+        prefix = _broadcast_product(views, out=work.get("prefix", *shape, last.shape[1]))
         rows = prefix.view(-1, last.shape[1])
-        logits = rows @ scaled_last_t  # [R, C]
+        logits = torch.mm(rows, scaled_last_t, out=work.get("logits", rows.shape[0], last.shape[0]))
         row_max = logits.amax(dim=1)
         probs = logits.sub_(row_max[:, None]).exp_()  # in place: one [R, C] buffer
         row_lse = probs.sum(dim=1).log_().add_(row_max)
@@ -133,7 +157,11 @@ def _box_weights(
 
 
 def _factor_grads(
-    q: Tensor, views: Sequence[Tensor], box: Sequence[slice], grads: list[Tensor]
+    q: Tensor,
+    views: Sequence[Tensor],
+    box: Sequence[slice],
+    grads: list[Tensor],
+    work: _Workspace,
 ) -> Tensor:
     """Spread ``d prefix = q`` (unscaled) onto the prefix factors.
 
@@ -146,7 +174,7 @@ def _factor_grads(
     dot = q.new_zeros(())
     for m in range(k):
         others = [v for j, v in enumerate(views) if j != m]
-        term = q if not others else q * others[0]
+        term = q if not others else torch.mul(q, others[0], out=work.get("term", *q.shape))
         for v in others[1:]:
             term.mul_(v)
         axes = [j for j in range(k) if j != m]
@@ -177,23 +205,25 @@ def backward_all(
     grad_scale = torch.zeros((), dtype=last.dtype, device=last.device)
     last_aug_t = torch.cat([last * scale, torch.ones_like(last[:, :1])], dim=1).T
     col_shift, col_g = lses[-1][None, :], grads_out[-1][None, :]
+    work, n_last = _Workspace(last), last.shape[0]
     for box in boxes(sizes, chunk_rows_for(*last.shape, chunk_elements)):
         views = _box_views(prefix_factors, box)
         mu, alpha = _box_weights(lses, grads_out, box, k)
         shape = [v.shape[m] for m, v in enumerate(views)]
-        u_aug = torch.empty(*shape, dim + 1, dtype=last.dtype, device=last.device)
-        prefix = _broadcast_product(views, out=u_aug[..., :dim])
+        u_aug = work.get("u_aug", *shape, dim + 1)
+        _broadcast_product(views, out=u_aug[..., :dim])
         u_aug[..., dim] = -mu.view(shape)
         u_flat = u_aug.view(-1, dim + 1)
-        shifted = u_flat @ last_aug_t  # s X - mu, [R, C]
+        rows = u_flat.shape[0]
+        # s X - mu, [R, C]
+        shifted = torch.mm(u_flat, last_aug_t, out=work.get("shifted", rows, n_last))
         # Last axis: g_c exp(s X - lse_c) = g_c exp(shifted + mu - lse_c).
-        weights = (shifted + mu[:, None]).sub_(col_shift).exp_().mul_(col_g)
+        weights = torch.add(shifted, mu[:, None], out=work.get("weights", rows, n_last))
+        weights.sub_(col_shift).exp_().mul_(col_g)
         weights.addcmul_(shifted.exp_(), alpha[:, None])  # + alpha_r exp(s X - mu_r)
-        del shifted
         grads[-1].addmm_(weights.T, u_flat[:, :dim])
-        q = (weights @ last).view(*shape, dim)
-        del weights, u_aug, u_flat, prefix
-        grad_scale += _factor_grads(q, views, box, grads)
+        q = torch.mm(weights, last, out=work.get("q", rows, dim)).view(*shape, dim)
+        grad_scale += _factor_grads(q, views, box, grads, work)
     # Scaling once here, not per box: alpha= of addmm_ wants a Python number (a sync).
     for g_m in grads:
         g_m.mul_(scale)
