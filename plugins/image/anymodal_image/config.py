@@ -142,16 +142,21 @@ class TimmConfig:
 
     Args:
         model_name: any name ``timm.list_models()`` knows (``"resnet18"``,
-            ``"vit_tiny_patch16_224"``, ``"convnext_atto"``...).
+            ``"vit_tiny_patch16_224"``, ``"convnext_atto"``...), a local folder in timm's
+            Hugging Face layout (``config.json`` + ``model.safetensors``), or an
+            ``hf-hub:org/name`` id (downloaded by timm).
         pretrained_path: a local weight file (``.safetensors``, ``.pth``, ``.bin``) to load;
             timm's own filters adapt original checkpoints and drop the classifier.
             ``None``: random initialisation. Nothing is ever downloaded.
         freeze: keep the weights fixed (no gradient, always in eval mode).
         model_kwargs: extra arguments of ``timm.create_model`` (``img_size``,
             ``drop_path_rate``, ``dynamic_img_size``...).
+        pooling: timm's ``global_pool`` (``"avg"``, ``"max"``, ``"avgmax"``, ``"token"``
+            for the class token of a ViT...); ``None``: the model's default.
     """
 
     model_name: str = "resnet18"
     pretrained_path: str | None = None
     freeze: bool = False
     model_kwargs: dict[str, Any] = field(default_factory=dict)
+    pooling: str | None = None

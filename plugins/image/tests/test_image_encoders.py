@@ -11,7 +11,7 @@ import torch
 
 import anymodal
 from anymodal import ConfigError, PluginError
-from anymodal.testing import check_encoder
+from anymodal.testing import check_encoder, check_trains_and_reloads
 
 HAS_TIMM = importlib.util.find_spec("timm") is not None
 needs_timm = pytest.mark.skipif(
@@ -151,8 +151,8 @@ def test_timm_rejects_weights_of_another_model(tmp_path: Path) -> None:
 def test_timm_bad_names_and_paths(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="no model 'resnet_18'; did you mean"):
         anymodal.create_encoder("image_timm", model_name="resnet_18")
-    with pytest.raises(ConfigError, match="names a hub model"):
-        anymodal.create_encoder("image_timm", model_name="hf-hub:timm/resnet18.a1_in1k")
+    with pytest.raises(ConfigError, match=r"no readable config\.json"):
+        anymodal.create_encoder("image_timm", model_name=str(tmp_path))
     with pytest.raises(ConfigError, match="is not a file"):
         anymodal.create_encoder("image_timm", model_name="test_resnet",
                                 pretrained_path=str(tmp_path / "none.safetensors"))
@@ -168,3 +168,32 @@ def test_timm_frozen_stays_in_eval_without_grad() -> None:
     assert not encoder.model.training
     out = encoder(torch.randn(2, 3, 64, 64))
     assert out.shape == (2, encoder.width) and not out.requires_grad
+
+
+@needs_timm
+def test_timm_loads_a_model_folder_pools_and_reloads(tmp_path: Path) -> None:
+    """timm's Hugging Face layout (config.json + model.safetensors), as a hub download is."""
+    import json
+
+    import timm
+    from safetensors.torch import save_file
+
+    folder = tmp_path / "test_resnet_folder"
+    folder.mkdir()
+    torch.manual_seed(0)
+    source = timm.create_model("test_resnet", num_classes=0)
+    save_file(source.state_dict(), str(folder / "model.safetensors"))
+    (folder / "config.json").write_text(json.dumps({"architecture": "test_resnet"}))
+    encoder = anymodal.create_encoder("image_timm", model_name=str(folder)).eval()
+    images = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(encoder(images), source.eval()(images))
+        peak = anymodal.create_encoder("image_timm", model_name=str(folder),
+                                       pooling="max").eval()(images)
+        assert peak.shape == (2, encoder.width)
+        assert not torch.allclose(peak, encoder(images))
+    check_trains_and_reloads({
+        "image": {"encoder": "image_timm", "options": {"size": 64},
+                  "params": {"model_name": str(folder), "freeze": True}},
+        "v": {"modality": "vector"},
+    }, tmp_path / "model", n=2)

@@ -1,4 +1,9 @@
-"""``image_timm``: any timm model as an image encoder, never downloading anything.
+"""``image_timm``: any timm model as an image encoder.
+
+Loading rules (as :mod:`anymodal.towers`): ``model_name`` is a timm architecture (random
+weights, or a local ``pretrained_path``), a local folder in timm's Hugging Face layout
+(``config.json`` + ``model.safetensors``), or an ``hf-hub:org/name`` id that timm downloads
+for users with network access. Tests use only the first two.
 
 The model is built with ``num_classes=0``, so that its forward returns the pooled
 pre-logits features. Pretrained weights come only from a local file
@@ -16,7 +21,9 @@ into a :class:`anymodal.ConfigError`, so that a wrong file never passes silently
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import difflib
+import json
 import logging
 from collections.abc import Iterator
 from pathlib import Path
@@ -71,19 +78,41 @@ def _listen_to_timm_loading() -> Iterator[_LoadReport]:
 
 
 def _check_name(timm: Any, name: str) -> None:
-    if ":" in name:
-        raise ConfigError(f"encoder 'image_timm': model_name {name!r} names a hub model; give "
-                          "an architecture name and a local pretrained_path (nothing is "
-                          "downloaded)")
+    if name.startswith("hf-hub:"):
+        return  # a hub model: timm downloads it (for users with network access)
     if not timm.is_model(name):
         close = difflib.get_close_matches(name, timm.list_models(), n=3)
         hint = f"; did you mean {', '.join(close)}?" if close else ""
         raise ConfigError(f"encoder 'image_timm': timm has no model {name!r}{hint}")
 
 
+def _from_folder(config: TimmConfig) -> TimmConfig:
+    """A model folder in timm's Hugging Face layout as architecture + weight file.
+
+    ``config.json`` names the ``architecture``; the weights are ``model.safetensors`` or
+    ``pytorch_model.bin`` beside it.
+    """
+    folder = Path(config.model_name)
+    try:
+        architecture = json.loads((folder / "config.json").read_text())["architecture"]
+    except (OSError, ValueError, KeyError) as exc:
+        raise ConfigError(f"encoder 'image_timm': model folder {folder} has no readable "
+                          f"config.json naming its architecture ({exc})") from None
+    weights = [folder / n for n in ("model.safetensors", "pytorch_model.bin")
+               if (folder / n).is_file()]
+    if not weights:
+        raise ConfigError(f"encoder 'image_timm': model folder {folder} holds no "
+                          "model.safetensors or pytorch_model.bin")
+    return dataclasses.replace(config, model_name=architecture, pretrained_path=str(weights[0]))
+
+
 def _create(timm: Any, config: TimmConfig) -> nn.Module:
     path = config.pretrained_path
     kwargs: dict[str, Any] = dict(config.model_kwargs)
+    if config.pooling is not None:
+        kwargs["global_pool"] = config.pooling
+    if config.model_name.startswith("hf-hub:") and not path:
+        return timm.create_model(config.model_name, pretrained=True, num_classes=0, **kwargs)
     if path:
         if not Path(path).is_file():
             raise ConfigError(f"encoder 'image_timm': pretrained_path {path} is not a file")
@@ -108,7 +137,8 @@ def _create(timm: Any, config: TimmConfig) -> nn.Module:
 
 
 @encoder("image_timm", config=TimmConfig,
-         description="any timm model, weights from a local file; needs anymodal-image[timm]")
+         description="any timm model (architecture, local folder or hf-hub id); needs "
+                     "anymodal-image[timm]")
 class TimmEncoder(nn.Module):
     """A timm backbone's pooled features.
 
@@ -123,9 +153,10 @@ class TimmEncoder(nn.Module):
     def __init__(self, config: TimmConfig) -> None:
         super().__init__()
         timm = _import_timm()
-        _check_name(timm, config.model_name)
+        resolved = _from_folder(config) if Path(config.model_name).is_dir() else config
+        _check_name(timm, resolved.model_name)
         self.config = config
-        self.model = _create(timm, config)
+        self.model = _create(timm, resolved)
         # Models with a hidden head layer (MobileNetV3...) return that, not num_features.
         self.width = int(getattr(self.model, "head_hidden_size", None)
                          or self.model.num_features)
@@ -141,6 +172,7 @@ class TimmEncoder(nn.Module):
         return self
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """The model's pooled features of ``images``."""
         with torch.set_grad_enabled(torch.is_grad_enabled() and not self.config.freeze):
             out = self.model(images.float())
         if out.dim() != 2 or out.shape[1] != self.width:
