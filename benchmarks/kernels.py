@@ -16,9 +16,9 @@ with the same inputs (N = 384, M = 3, D = 256, float32, 2 intra-op threads, s = 
 forward then backward, in alternating rounds; the published package is read from a
 temporary folder (``pip install --no-deps --target /tmp/ref_symile symile==0.1.0``), never
 installed as a dependency. Peak memory is the largest resident size seen by a sampling
-thread (every 0.5 ms) during a call, minus the size before it; the process runs with
-``MALLOC_MMAP_THRESHOLD_=65536`` (it re-executes itself to set it) so that glibc returns
-freed blocks to the OS and each call's peak is its own. The same run measures this
+thread (every 0.5 ms) during a call, minus the size before it; before each call
+``malloc_trim(0)`` hands the memory glibc keeps from earlier calls back to the OS, so each
+call's peak is its own. The same run measures this
 machine's float32 matrix-multiply throughput (``torch.mm``) and the one-pass kernel's
 achieved FLOP/s (``8 N^3 D``: one product forward, three backward) as a fraction of it.
 
@@ -45,6 +45,7 @@ products of the same size), against the device's dense peak.
 from __future__ import annotations
 
 import argparse
+import ctypes
 import datetime
 import gc
 import json
@@ -230,6 +231,7 @@ class RssSampler:
         import threading
 
         gc.collect()
+        ctypes.CDLL("libc.so.6").malloc_trim(0)  # free heap pages back to the OS
         base = self.rss()
         peak = [base]
         done = threading.Event()
@@ -551,9 +553,6 @@ def main() -> None:
     if args.child:
         child(args.child[0], int(args.child[1]), int(args.child[2]), int(args.child[3]))
         return
-    if os.environ.get("MALLOC_MMAP_THRESHOLD_") != "65536":  # see the module docstring
-        env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536"}
-        os.execve(sys.executable, [sys.executable, __file__, *sys.argv[1:]], env)
     lines = [
         "# Kernel benchmarks",
         "",
