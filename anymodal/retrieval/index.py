@@ -269,8 +269,15 @@ class Index:
         return self._faiss.search(vectors, min(k, len(self)), self.embeddings)
 
     def tune(self, queries: Tensor, target_recall: float = 0.95, k: int = 10) -> Any:
-        """Choose and keep the fastest search setting reaching ``target_recall`` on held-out
-        ``queries`` (see :func:`anymodal.retrieval.tune.tune_index`); returns its result.
+        """Choose and keep the fastest search setting that reaches ``target_recall``.
+
+        Measured on held-out ``queries`` against the exact answer (see
+        :func:`anymodal.retrieval.tune.tune_index`); returns its result.
+
+        Args:
+            queries: held-out query vectors.
+            target_recall: recall@k to reach.
+            k: the k of recall@k.
 
         Shapes:
             queries: ``[Q, D]``.

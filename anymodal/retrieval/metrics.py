@@ -36,6 +36,7 @@ __all__ = [
     "mean_average_precision",
     "median_rank",
     "mrr",
+    "neighbour_recall",
     "positive_ranks",
     "positives_from_labels",
     "recall_at_k",
@@ -157,12 +158,14 @@ def retrieval_metrics(scores: Tensor, positives: Tensor, ks: Sequence[int] = (1,
 
 def summarize(ranks: Tensor, precisions: Tensor, ks: Sequence[int] = (1, 5, 10)
               ) -> dict[str, float]:
-    """The metrics of :func:`retrieval_metrics` from per-query values, so that a large
-    evaluation can score its queries in blocks.
+    """The metrics of :func:`retrieval_metrics` from per-query values.
+
+    A large evaluation can so score its queries in blocks.
 
     Args:
         ranks: each query's :func:`first_positive_rank`.
         precisions: each query's :func:`average_precision`.
+        ks: the k of each recall@k.
 
     Shapes:
         ranks, precisions: ``[Q]``.
@@ -230,3 +233,29 @@ def uniformity(x: Tensor, t: float = 2.0) -> float:
     sq = (norms[i] + norms[j] - 2 * (x[i] * x[j]).sum(1)).clamp(min=0)
     return float(torch.logsumexp(-t * sq, dim=0)) - math.log(sq.numel())
 
+
+
+def neighbour_recall(found: Tensor, truth: Tensor) -> float:
+    """Recall@k of an approximate search: the overlap of its top-k with the exact top-k.
+
+    ``|found_q ∩ truth_q| / k`` averaged over queries (the "intersection" measure of the
+    ANN benchmarks and of ``faiss.IntersectionCriterion``, not the R@1 "is the nearest
+    neighbour among the k returned"). A missing result (row -1) counts as a miss.
+
+    Args:
+        found: the rows the approximate search returned per query.
+        truth: the exact top-k rows per query.
+
+    Shapes:
+        found: ``[Q, k']`` int64 (``k' >= k`` allowed, only the first ``k`` count);
+        truth: ``[Q, k]`` int64.
+    """
+    if found.dim() != 2 or truth.dim() != 2 or found.shape[0] != truth.shape[0]:
+        raise ValueError(f"found {tuple(found.shape)} and truth {tuple(truth.shape)} must be "
+                         "[Q, k] with the same Q")
+    k = truth.shape[1]
+    if found.shape[1] < k or truth.numel() == 0:
+        raise ValueError(f"found has {found.shape[1]} results per query, fewer than k = {k}")
+    found = found[:, :k]
+    hit = (found[:, :, None] == truth[:, None, :]).any(dim=2) & (found >= 0)
+    return float(hit.sum()) / truth.numel()

@@ -242,3 +242,48 @@ def test_faiss_index_is_saved_updated_and_rebuilt(tmp_path: Path) -> None:
 def test_unknown_backend_is_a_config_error() -> None:
     with pytest.raises(anymodal.ConfigError, match="backend"):
         random_index(5, backend="annoy")
+
+
+def test_ivf_sizes_follow_the_faiss_guide() -> None:
+    from anymodal.retrieval.backends import default_nlist, default_train_size
+
+    # 4 sqrt(N) cells (the guide's 4..16 sqrt(N)), at most N/39 (39 training rows a cell).
+    assert default_nlist(1_000_000) == 4000
+    assert default_nlist(100_000) == 1265
+    assert default_nlist(10_000) == 256 == 10_000 // 39
+    assert default_nlist(50) == 1
+    # k-means on 40 rows a cell (the guide: 30..256), PQ on 39 a code; never above N.
+    assert default_train_size(4000, 1_000_000) == 160_000
+    assert default_train_size(10, 1_000_000, pq_bits=8) == 39 * 256
+    assert default_train_size(256, 10_000) == 10_000
+    index = random_index(4000, 16, backend="ivf")
+    index.build_faiss()
+    assert index._faiss is not None and index._faiss.index.nlist == 4000 // 39
+
+
+def test_ivfpq_reranks_its_candidates_with_the_exact_rows(tmp_path: Path) -> None:
+    index = random_index(2000, 32, seed=6, backend="ivfpq", nprobe=4)
+    q = torch.nn.functional.normalize(torch.randn(20, 32, generator=torch.Generator()
+                                                  .manual_seed(7)), dim=-1)
+    scores, rows = index.faiss_topk(q, 10)
+    # The scores are the exact inner products of the rows returned, best first.
+    exact = torch.einsum("qkd,qd->qk", index.embeddings[rows], q)
+    torch.testing.assert_close(scores, exact)
+    assert bool((scores[:, :-1] >= scores[:, 1:]).all())
+    assert index._faiss is not None and index._faiss.index.pq.M == 4  # 32 / 8 bytes a code
+    # Every cell visited and every row a candidate: the re-ranked answer is the exact one.
+    index.faiss_options.nprobe = index._faiss.index.nlist
+    index.faiss_options.refine = 200
+    _, want = (q @ index.embeddings.T).topk(10, dim=1)
+    assert torch.equal(index.faiss_topk(q, 10)[1], want)
+    index.save(tmp_path / "pq.index")
+    loaded = Index.load(tmp_path / "pq.index")
+    assert loaded.backend == "ivfpq" and loaded.faiss_options.refine == 200
+    assert torch.equal(loaded.faiss_topk(q, 10)[1], want)
+
+
+def test_bad_faiss_options_are_config_errors() -> None:
+    with pytest.raises(anymodal.ConfigError, match="nprobe must be >= 1"):
+        random_index(50, backend="ivf", nprobe=0)
+    with pytest.raises(anymodal.ConfigError, match="pq_m=5 must divide the dimension 16"):
+        random_index(500, backend="ivfpq", pq_m=5).build_faiss()
