@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -68,6 +69,9 @@ class SymileLoss(Objective):
     Attributes:
         generator: the CPU generator of the ``"n"`` permutations; replace it (or reseed it)
             to control them. Every process must hold an identically seeded one.
+        generator_state: a buffer holding the generator's state after the last call, so
+            that the state dict (checkpoints, saved models) carries it and a resumed run
+            draws the permutations it would have drawn.
     """
 
     name = "symile"
@@ -80,6 +84,24 @@ class SymileLoss(Objective):
         check_choice(self.config.negatives, NEGATIVES, "symile negatives")
         check_choice(self.config.missing, MISSING_CHOICES, "symile missing")
         self.generator = torch.Generator().manual_seed(self.config.seed)
+        self.register_buffer("generator_state", self.generator.get_state())
+
+    def _load_from_state_dict(self, state_dict: Mapping[str, Any], prefix: str,
+                              local_metadata: dict[str, Any], strict: bool,
+                              missing_keys: list[str], unexpected_keys: list[str],
+                              error_msgs: list[str]) -> None:
+        """Load the buffers, then restore the generator from ``generator_state``.
+
+        A state dict written before the generator was saved has no such key: the generator
+        then keeps its seeded state (and no key is reported missing).
+        """
+        key = prefix + "generator_state"
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict,
+                                      missing_keys, unexpected_keys, error_msgs)
+        if key in state_dict:
+            self.generator.set_state(self.generator_state.detach().cpu())
+        elif key in missing_keys:
+            missing_keys.remove(key)
 
     def terms(self, shard: Shard) -> tuple[Tensor, dict[str, Tensor]]:
         """The mean over anchors of the anchor terms, and each anchor's term."""
@@ -92,6 +114,9 @@ class SymileLoss(Objective):
             anchor_losses.append(term)
         parts["rows"] = count_tensor(rows.count, shard.scale)
         loss = torch.stack(anchor_losses).mean() if rows.count >= 2 else shard.tie
+        if self.config.negatives == "n":
+            with torch.no_grad():
+                self.generator_state.copy_(self.generator.get_state())
         return loss, parts
 
     def _anchor_term(self, shard: Shard, rows: Rows, a: str) -> Tensor:

@@ -144,3 +144,19 @@ def test_rules_that_ignore_missing_embeddings_need_no_target(name: str) -> None:
     q, c = torch.randn(3, 8, ), torch.randn(4, 8)
     torch.testing.assert_close(model.score({"a": q}, c),
                                model.objective.score({"a": q}, c, model.logit_scale()))
+
+
+def test_symile_permutation_state_travels_in_the_state_dict() -> None:
+    """A resumed run (state dict loaded into a fresh objective) draws the permutations the
+    original run draws next; an old state dict without the key still loads."""
+    emb = ref.embeddings(3, 8, 4, seed=1, grad=False)
+    first = anymodal.create_objective("symile", seed=5).double()
+    first(emb, 5.0)
+    saved = {k: v.clone() for k, v in first.state_dict().items()}
+    resumed = anymodal.create_objective("symile", seed=5).double()
+    resumed.load_state_dict(saved)
+    torch.testing.assert_close(resumed(emb, 5.0)["loss"], first(emb, 5.0)["loss"])
+    fresh = anymodal.create_objective("symile", seed=5).double()
+    assert not torch.allclose(fresh(emb, 5.0)["loss"], resumed(emb, 5.0)["loss"])
+    old = anymodal.create_objective("symile", seed=5)
+    old.load_state_dict({})  # written before the state was kept: no missing key
