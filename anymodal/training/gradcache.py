@@ -263,7 +263,9 @@ def average_gradients(parameters: Sequence[nn.Parameter]) -> None:
 
 
 class GradCache:
-    """One GradCache step, in the shape of ``forward`` / ``backward``::
+    """One GradCache step, in the shape of ``forward`` / ``backward``.
+
+    Use::
 
         cache = GradCache(model, micro_batch=16)
         out = cache.forward(batch)        # stages 1-2: out["loss"] over cached embeddings
@@ -290,13 +292,26 @@ class GradCache:
         self._cached: dict[str, Tensor] = {}
         self._buffers: list[Tensor] = []
 
+    @classmethod
+    def for_accelerator(cls, model: CachedModel, micro_batch: int, accelerator: Any
+                        ) -> GradCache:
+        """The training loop's GradCache.
+
+        ``accelerator.autocast`` goes around the passes, and an accelerator that shards
+        parameters is refused with a clear error (see :func:`check_accelerator`).
+        """
+        check_accelerator(accelerator)
+        return cls(model, micro_batch, accelerator.autocast)
+
     @property
     def device(self) -> torch.device:
+        """The device of the model's parameters."""
         return next(iter(self.model.parameters())).device
 
     def forward(self, batch: Batch) -> dict[str, Tensor]:
-        """Stages 1 and 2: embed every micro-batch without graph, then apply the objective
-        to the cached embeddings (leaf tensors that require grad).
+        """Stages 1 and 2: embed every micro-batch without graph, then the loss.
+
+        The objective is applied to the cached embeddings (leaf tensors that require grad).
 
         Returns:
             the objective's output; ``out["loss"]`` depends on the cached embeddings and on
@@ -322,9 +337,11 @@ class GradCache:
                                         present or None)
 
     def backward(self, sync: bool = True) -> None:
-        """Stage 3: re-embed each micro-batch with graph (same randomness) and
-        back-propagate its slice of the embedding gradient; then average the gradients over
-        processes when ``sync`` (pass ``accelerator.sync_gradients`` under accumulation).
+        """Stage 3: re-embed each micro-batch with graph and back-propagate its slice.
+
+        Each micro-batch sees the randomness it saw in stage 1. The gradients are then
+        averaged over processes when ``sync`` (pass ``accelerator.sync_gradients`` under
+        gradient accumulation).
 
         Raises:
             RuntimeError: when called before the loss of :meth:`forward` was back-propagated.
@@ -388,8 +405,13 @@ def gradcache_step(model: CachedModel, batch: Batch, micro_batch: int,
 
 
 def check_accelerator(accelerator: Any) -> None:
-    """GradCache averages gradients itself, which suits one process and DDP (CPU or GPU),
-    not FSDP, DeepSpeed or Megatron (their parameters are sharded)."""
+    """Refuse accelerators whose parameters are sharded (FSDP, DeepSpeed, Megatron...).
+
+    GradCache averages gradients itself, which suits one process and DDP (CPU or GPU).
+
+    Raises:
+        ConfigError: naming the distributed type.
+    """
     kind = str(getattr(accelerator, "distributed_type", "NO")).rsplit(".", 1)[-1]
     if kind in ("FSDP", "DEEPSPEED", "MEGATRON_LM", "XLA", "TP"):
         raise ConfigError(

@@ -40,6 +40,7 @@ from .checkpoint import TrainerState, latest_checkpoint, load_checkpoint, save_c
 from .collapse import LossWatch, collapsed_modalities
 from .context import Run, TrainContext
 from .evaluate import evaluate
+from .gradcache import GradCache
 from .optim import build_optimizer, build_scheduler
 from .policies import (
     agree_before_step,
@@ -242,13 +243,20 @@ def forward_backward(run: Run, batch: dict[str, Any]) -> tuple[dict[str, torch.T
     Every process runs backward (DDP reduces gradients together); a loss that is not finite
     on some process is replaced by zero everywhere, and the step is skipped afterwards.
 
+    With ``train.micro_batch``, GradCache embeds the batch that many rows at a time and
+    gives the same gradient (:mod:`anymodal.training.gradcache`).
+
     Returns:
         ``(the objective's output, the loss averaged over processes, NaN when not finite)``.
     """
-    out = run.model(batch, return_loss=True)
+    micro = run.config.train.micro_batch
+    cache = GradCache.for_accelerator(run.raw_model, micro, run.accelerator) if micro else None
+    out = cache.forward(batch) if cache else run.model(batch, return_loss=True)
     finite, mean_loss = guard_loss(run, out["loss"])
     loss = out["loss"] if finite else out["loss"].nan_to_num(0.0) * 0.0
     run.accelerator.backward(loss)
+    if cache:  # re-embed each micro-batch with graph, back-propagate its embedding gradient
+        cache.backward(sync=run.accelerator.sync_gradients)
     return out, mean_loss
 
 
