@@ -37,7 +37,8 @@ def time_limit(seconds: float, source: object) -> Iterator[None]:
     """Raise a :class:`DataError` naming ``source`` when the block runs past ``seconds``.
 
     It uses ``SIGALRM``, so it applies in the main thread of a process (a DataLoader
-    worker runs items there); elsewhere, or with ``seconds <= 0``, the block runs unlimited.
+    worker runs items there); elsewhere, with ``seconds <= 0``, or while another real-time
+    timer is armed (left alone), the block runs unlimited.
     A blocking system call (``open`` of a FIFO) is interrupted too.
 
     Args:
@@ -45,7 +46,8 @@ def time_limit(seconds: float, source: object) -> Iterator[None]:
         source: what is named in the error.
     """
     usable = (seconds > 0 and hasattr(signal, "setitimer")
-              and threading.current_thread() is threading.main_thread())
+              and threading.current_thread() is threading.main_thread()
+              and signal.getitimer(signal.ITIMER_REAL)[0] == 0)  # never clobber a timer
     if not usable:
         yield
         return
