@@ -220,8 +220,15 @@ class PretrainedTower(nn.Module):
             self.model.eval()
         return self
 
-    def run(self, call: Callable[[], Any], mask: torch.Tensor | None) -> torch.Tensor:
+    def run(self, call: Callable[[], Any],
+            mask: torch.Tensor | Callable[[torch.Tensor], torch.Tensor | None] | None
+            ) -> torch.Tensor:
         """Run ``call`` (the model's forward) and pool its output.
+
+        Args:
+            call: runs the model.
+            mask: real positions of the pooled states, or a function of those states that
+                gives it (when the model changes the length, as wav2vec2 does).
 
         Shapes:
             mask: ``[B, L]`` or None; output: ``[B, width]``.
@@ -229,12 +236,11 @@ class PretrainedTower(nn.Module):
         # A frozen tower builds no graph at all; a fine-tuned one follows the caller.
         with torch.set_grad_enabled(torch.is_grad_enabled() and not self.frozen):
             outputs = call()
-        if self.tap is not None:
-            return pool_tokens(self.tap.take(), mask, self.pooling)
-        if self.pooling == "pooler":
-            pooled = getattr(outputs, "pooler_output", None)
-            if pooled is None:
-                raise ConfigError("pooling='pooler': this model has no pooled output; use "
-                                  "'cls' or 'mean'")
-            return pooled
-        return pool_tokens(outputs.last_hidden_state, mask, self.pooling)
+        if self.pooling != "pooler":
+            hidden = self.tap.take() if self.tap is not None else outputs.last_hidden_state
+            return pool_tokens(hidden, mask(hidden) if callable(mask) else mask, self.pooling)
+        pooled = getattr(outputs, "pooler_output", None)
+        if pooled is None:
+            raise ConfigError("pooling='pooler': this model has no pooled output; use "
+                              "'cls' or 'mean'")
+        return pooled

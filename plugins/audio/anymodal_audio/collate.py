@@ -2,20 +2,51 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch.nn.utils.rnn import pad_sequence
 
 __all__ = ["collate_audio"]
 
 
-def collate_audio(items: list[torch.Tensor]) -> dict[str, torch.Tensor]:
+def _collate_extracted(items: list[dict[str, torch.Tensor]]) -> dict[str, Any]:
+    """Batch feature-extractor items (``{name: [K, ...]}``): pad the first axis after the
+    clip axis, say which positions are real, and which item each row belongs to.
+
+    Returns:
+        ``{"hf_inputs": {name: [R, L_max, ...]}, "hf_mask": BoolTensor[R, L_max]}``, plus
+        ``"item_index"`` when some item has several clips.
+    """
+    name = next(iter(items[0]))
+    rows: list[torch.Tensor] = []
+    owners: list[int] = []
+    for i, item in enumerate(items):
+        if set(item) != {name}:
+            raise ValueError(f"audio item {i} holds {sorted(item)}, item 0 holds [{name!r}]; "
+                             "were they made with different processors?")
+        rows.extend(item[name].unbind(0))
+        owners.extend([i] * item[name].shape[0])
+    lengths = torch.tensor([row.shape[0] for row in rows])
+    values = pad_sequence(rows, batch_first=True)
+    batch: dict[str, Any] = {
+        "hf_inputs": {name: values},
+        "hf_mask": torch.arange(values.shape[1])[None, :] < lengths[:, None],
+    }
+    if len(rows) != len(items):
+        batch["item_index"] = torch.tensor(owners, dtype=torch.long)
+    return batch
+
+
+def collate_audio(items: list[Any]) -> dict[str, Any]:
     """Pad items to the longest one and mark the real frames.
 
     An item of several evaluation clips (``[K, T, F]``) contributes ``K`` rows; the batch then
     carries ``item_index`` (row -> item), and encoders average the rows of each item.
 
     Args:
-        items: ``[T_i, F]`` or ``[K_i, T_i, F]`` tensors from ``transform``.
+        items: ``[T_i, F]`` or ``[K_i, T_i, F]`` tensors from ``transform`` (or, with the
+            option ``processor``, its feature-extractor dicts).
 
     Returns:
         ``{"features": [R, T_max, F], "mask": BoolTensor[R, T_max]}`` (True: a real frame),
@@ -24,6 +55,8 @@ def collate_audio(items: list[torch.Tensor]) -> dict[str, torch.Tensor]:
     """
     if not items:
         raise ValueError("collate_audio needs at least one item")
+    if isinstance(items[0], dict):
+        return _collate_extracted(items)
     rows: list[torch.Tensor] = []
     owners: list[int] = []
     for i, item in enumerate(items):

@@ -43,6 +43,10 @@ class AudioConfig:
         num_time_masks: time masks per item.
         num_classes: classes of the synthetic data (3 sound kinds x ``num_classes // 3``
             pitches).
+        processor: a Hugging Face audio model (local folder or hub id) whose own feature
+            extractor turns each clip into its inputs (``input_values`` of wav2vec2/HuBERT,
+            ``input_features`` of AST/Whisper) instead of the log-mel features above;
+            ``audio_hf`` loads that model by default. ``sample_rate`` must be its rate.
     """
 
     sample_rate: int = 16000
@@ -60,6 +64,7 @@ class AudioConfig:
     num_freq_masks: int = 1
     num_time_masks: int = 1
     num_classes: int = 12
+    processor: str | None = None
 
     @property
     def clip_samples(self) -> int:

@@ -11,6 +11,7 @@ from anymodal_audio.checks import anymodal_register_doctor_checks  # noqa: F401 
 from anymodal_audio.collate import collate_audio
 from anymodal_audio.config import AudioConfig, validate_audio_config
 from anymodal_audio.encoders import AudioAST, AudioCNN
+from anymodal_audio.encoders.hf import HFAudioEncoder
 from anymodal_audio.io import load_audio
 from anymodal_audio.synthetic import synthesize_audio
 from anymodal_audio.transforms import transform_audio
@@ -24,4 +25,4 @@ AUDIO = define_modality(
 )
 
 anymodal_register_modalities, anymodal_register_encoders = plugin_hooks(
-    modalities=[AUDIO], encoders=[AudioAST, AudioCNN])
+    modalities=[AUDIO], encoders=[AudioAST, AudioCNN, HFAudioEncoder])

@@ -11,15 +11,19 @@ from __future__ import annotations
 import functools
 import math
 import warnings
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 
+from anymodal import ConfigError
 from anymodal_audio.config import AudioConfig
 
 __all__ = [
+    "HF_KEYS",
     "clip_frames",
     "crop_clips",
+    "extract_features",
     "log_mel",
     "num_frames",
     "spec_augment",
@@ -27,7 +31,7 @@ __all__ = [
 ]
 
 
-def transform_audio(waveform: torch.Tensor, train: bool, config: AudioConfig) -> torch.Tensor:
+def transform_audio(waveform: torch.Tensor, train: bool, config: AudioConfig) -> Any:
     """Crop ``waveform`` into clip(s) and compute normalised log-mel features.
 
     Args:
@@ -37,9 +41,12 @@ def transform_audio(waveform: torch.Tensor, train: bool, config: AudioConfig) ->
         config: the modality's options.
 
     Shapes:
-        waveform: ``[N]``; output: ``[T, n_mels]`` or ``[K, T, n_mels]``.
+        waveform: ``[N]``; output: ``[T, n_mels]`` or ``[K, T, n_mels]``; with the option
+        ``processor``, the dict of :func:`extract_features`.
     """
     clips = crop_clips(waveform, train, config)
+    if config.processor:
+        return extract_features(clips, config)
     items = []
     for clip in clips:
         feats = (log_mel(clip, config) - config.mean) / config.std
@@ -49,6 +56,39 @@ def transform_audio(waveform: torch.Tensor, train: bool, config: AudioConfig) ->
             feats = F.pad(feats, (0, 0, 0, clip_frames(config) - feats.shape[0]))
         items.append(feats)
     return items[0] if len(items) == 1 else torch.stack(items)
+
+
+_EXTRACTORS: dict[str, Any] = {}
+HF_KEYS = ("input_values", "input_features")
+
+
+def extract_features(clips: list[torch.Tensor], config: AudioConfig) -> dict[str, torch.Tensor]:
+    """The model's own feature extractor (``config.processor``) on each clip.
+
+    Returns:
+        ``{name: [K, ...]}``: the extractor's input tensor (``input_values`` ``[K, N]`` or
+        ``input_features`` ``[K, T, F]``), one row per clip (clips of one item share a
+        length).
+
+    Raises:
+        ConfigError: the extractor's sampling rate is not the modality's ``sample_rate``.
+    """
+    if config.processor not in _EXTRACTORS:
+        from anymodal.towers import load_hf
+
+        _EXTRACTORS[config.processor] = load_hf(config.processor, "AutoFeatureExtractor",
+                                                "modality 'audio' (option processor)")
+    extractor = _EXTRACTORS[config.processor]
+    rate = getattr(extractor, "sampling_rate", config.sample_rate)
+    if rate != config.sample_rate:
+        raise ConfigError(f"modality 'audio': the feature extractor of {config.processor} "
+                          f"reads {rate} Hz; set the option sample_rate to {rate}")
+    rows = []
+    for clip in clips:
+        out = extractor(clip.numpy(), sampling_rate=rate, return_tensors="pt")
+        name = next(key for key in HF_KEYS if key in out)
+        rows.append(out[name][0].float())
+    return {name: torch.stack(rows)}
 
 
 def crop_clips(waveform: torch.Tensor, train: bool, config: AudioConfig) -> list[torch.Tensor]:
