@@ -43,6 +43,10 @@ class VideoConfig:
         decode_threads: FFmpeg decoding threads per video (0: FFmpeg's choice; 1 suits
             DataLoader workers, which already decode in parallel).
         num_classes: classes of the synthetic data (2 shapes x 4 directions of motion).
+        processor: a Hugging Face video model (local folder or hub id, e.g. VideoMAE)
+            whose own image processor prepares the sampled frames instead of the scaling,
+            cropping and normalisation above (only ``flip`` still applies in training);
+            ``video_hf`` loads that model by default.
     """
 
     num_frames: int = 8
@@ -58,6 +62,7 @@ class VideoConfig:
     std: tuple[float, float, float] = IMAGENET_STD
     decode_threads: int = 1
     num_classes: int = 8
+    processor: str | None = None
 
     @property
     def resize_to(self) -> int:

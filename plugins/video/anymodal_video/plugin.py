@@ -11,6 +11,7 @@ from anymodal_video.checks import anymodal_register_doctor_checks  # noqa: F401 
 from anymodal_video.collate import collate_video
 from anymodal_video.config import VideoConfig, validate_video_config
 from anymodal_video.encoders import FramesMean, TimeSformer
+from anymodal_video.encoders.hf import HFVideoEncoder
 from anymodal_video.io import load_video
 from anymodal_video.synthetic import synthesize_video
 from anymodal_video.transforms import transform_video
@@ -25,4 +26,4 @@ VIDEO = define_modality(
 )
 
 anymodal_register_modalities, anymodal_register_encoders = plugin_hooks(
-    modalities=[VIDEO], encoders=[TimeSformer, FramesMean])
+    modalities=[VIDEO], encoders=[TimeSformer, FramesMean, HFVideoEncoder])

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from anymodal_video.config import VideoConfig
-from anymodal_video.transforms import normalize
+from anymodal_video.transforms import apply_processor, normalize
 
 __all__ = ["moving_shapes", "shapes_video_frames", "synthesize_video", "write_mp4"]
 
@@ -38,11 +38,12 @@ def synthesize_video(n: int, generator: torch.Generator, labels: torch.Tensor | 
     config = config or VideoConfig()
     if labels is None:
         labels = torch.randint(0, config.num_classes, (n,), generator=generator)
-    return [
-        normalize(moving_shapes(int(label) % config.num_classes, generator, config.num_frames,
-                                config.size, config.size), config)
-        for label in labels[:n].tolist()
-    ]
+    clips = [moving_shapes(int(label) % config.num_classes, generator, config.num_frames,
+                           config.size, config.size) for label in labels[:n].tolist()]
+    if config.processor:  # the model's own processor reads uint8 frames, as from a file
+        return [apply_processor((clip * 255).round().to(torch.uint8), False, config)
+                for clip in clips]
+    return [normalize(clip, config) for clip in clips]
 
 
 def moving_shapes(label: int, generator: torch.Generator, num_frames: int, height: int,

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
 from anymodal_video.config import VideoConfig
 from anymodal_video.io import VideoSource
 from anymodal_video.sampling import sample_indices
 
-__all__ = ["normalize", "spatial_transform", "transform_video"]
+__all__ = ["apply_processor", "normalize", "spatial_transform", "transform_video"]
 
 
 def transform_video(source: VideoSource, train: bool, config: VideoConfig) -> torch.Tensor:
@@ -20,11 +22,34 @@ def transform_video(source: VideoSource, train: bool, config: VideoConfig) -> to
         config: the modality's options.
 
     Shapes:
-        output: ``[num_frames, 3, size, size]``, float32, normalised.
+        output: ``[num_frames, 3, size, size]``, float32, normalised (with the option
+        ``processor``: the model's ``pixel_values`` of the sampled frames).
     """
     indices = sample_indices(source.num_frames, source.fps, train, config)
     frames = source.read(indices).permute(0, 3, 1, 2)  # [T, H, W, C] -> [T, C, H, W]
+    if config.processor:
+        return apply_processor(frames, train, config)
     return normalize(spatial_transform(frames, train, config), config)
+
+
+_PROCESSORS: dict[str, Any] = {}
+
+
+def apply_processor(frames: torch.Tensor, train: bool, config: VideoConfig) -> torch.Tensor:
+    """The model's own processor (``config.processor``) on the sampled frames.
+
+    Shapes:
+        frames: ``uint8 [T, 3, H, W]``; output: the model's ``pixel_values`` ``[T, 3, h, w]``.
+    """
+    if config.processor not in _PROCESSORS:
+        from anymodal.towers import load_hf
+
+        _PROCESSORS[config.processor] = load_hf(config.processor, "AutoImageProcessor",
+                                                "modality 'video' (option processor)")
+    if train and config.flip and float(torch.rand(())) < 0.5:
+        frames = frames.flip(-1)
+    out = _PROCESSORS[config.processor](list(frames), return_tensors="pt")["pixel_values"]
+    return out[0].float()
 
 
 def spatial_transform(frames: torch.Tensor, train: bool, config: VideoConfig) -> torch.Tensor:

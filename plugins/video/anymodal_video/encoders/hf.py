@@ -1,0 +1,61 @@
+"""``video_hf``: any Hugging Face video model (VideoMAE, TimeSformer, ViViT) as an encoder.
+
+The model comes from a local folder or a hub id (see :mod:`anymodal.towers`). Its own
+processor prepares the sampled frames in the video modality's transform: set the modality
+option ``processor`` to the same folder or id, and ``video_hf``'s ``model`` follows it
+(bound), so a recipe names the model once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from anymodal import encoder
+from anymodal.towers import PretrainedTower, load_hf
+from anymodal_video.encoders.common import check_clips
+
+__all__ = ["HFVideoConfig", "HFVideoEncoder"]
+
+WHO = "encoder 'video_hf'"
+
+
+@dataclass
+class HFVideoConfig:
+    """Parameters of ``video_hf``.
+
+    Args:
+        model: a local folder in Hugging Face format or a hub id
+            (``MCG-NJU/videomae-base``); set from the modality's ``processor``.
+        pooling: ``"mean"`` over tokens (VideoMAE has no class token), ``"cls"`` or
+            ``"pooler"``.
+        layer: a sub-module whose output is pooled instead of the last hidden state.
+        freeze: keep the weights fixed (no gradient, always in eval mode).
+    """
+
+    model: str | None = None
+    pooling: str = "mean"
+    layer: str | None = None
+    freeze: bool = False
+
+
+@encoder("video_hf", config=HFVideoConfig, binds={"model": "processor"})
+class HFVideoEncoder(PretrainedTower):
+    """Any Hugging Face AutoModel video tower, mean/CLS/pooler/layer pooling.
+
+    Shapes:
+        input: ``[B, T, 3, H, W]`` (the model's processor output); output:
+        ``[B, hidden_size]``.
+    """
+
+    def __init__(self, config: HFVideoConfig) -> None:
+        model = load_hf(config.model, "AutoModel", WHO)
+        super().__init__(model, model.config.hidden_size, config.pooling, config.layer,
+                         config.freeze, WHO)
+        self.config = config
+
+    def forward(self, batch: torch.Tensor) -> torch.Tensor:
+        """Run the model on the clips' pixel values and pool."""
+        clips = check_clips(batch, "video_hf")
+        return self.run(lambda: self.model(pixel_values=clips), None)
