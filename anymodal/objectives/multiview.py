@@ -38,17 +38,24 @@ class MultiViewConfig:
     """Parameters of ``mv_infonce`` and ``mv_dhel``.
 
     Args:
-        missing: ``"embedding"`` (use rows as given) or ``"drop"`` (only complete rows).
+        missing: ``"mask"`` (a row's hidden views take no part: neither in its positives,
+            nor as anyone's negative; rows with fewer than two views are left out),
+            ``"embedding"`` (use rows as given, the model's missing embedding as a view) or
+            ``"drop"`` (only complete rows).
     """
 
-    missing: str = "embedding"
+    missing: str = "mask"
 
 
-def _positive_lse(views: Tensor, scale: Tensor, ordered: bool) -> Tensor:
+MISSING = ("mask", *MISSING_CHOICES)
+
+
+def _positive_lse(views: Tensor, scale: Tensor, ordered: bool,
+                  have: Tensor | None = None) -> Tensor:
     """``log Σ e^{s(il,il')}`` over view pairs of the same row: ordered (l≠l') or l<l'.
 
     Shapes:
-        views: ``[M, n, D]``; returns ``[n]``.
+        views: ``[M, n, D]``; have (which views each row has): ``[M, n]``; returns ``[n]``.
     """
     m = views.shape[0]
     sims = scale * torch.einsum("lnd,knd->lkn", views, views)  # [M, M, n]
@@ -56,6 +63,8 @@ def _positive_lse(views: Tensor, scale: Tensor, ordered: bool) -> Tensor:
     keep = every_pair & ~torch.eye(m, dtype=torch.bool, device=views.device)
     if not ordered:
         keep = keep.triu(1)
+    if have is not None:
+        sims = sims.masked_fill(~(have[:, None, :] & have[None, :, :]), float("-inf"))
     return sims[keep].logsumexp(dim=0)
 
 
@@ -69,23 +78,34 @@ class _MultiView(Objective):
     def __init__(self, config: MultiViewConfig | None = None) -> None:
         super().__init__()
         self.config = config or MultiViewConfig()
-        check_choice(self.config.missing, MISSING_CHOICES, f"{self.name} missing")
+        check_choice(self.config.missing, MISSING, f"{self.name} missing")
 
     def terms(self, shard: Shard) -> tuple[Tensor, dict[str, Tensor]]:
         """The loss over the rows the ``missing`` policy keeps (part: ``rows``)."""
-        rows = shard.select(shard.rows_for(self.config.missing))
-        loss = self._loss(shard, rows) if rows.count >= 2 else shard.tie
+        have = None
+        if self.config.missing == "mask":
+            have = torch.stack([shard.present[m] for m in shard.names])  # [M, N]
+            rows = shard.select(have.sum(dim=0) >= 2)
+        else:
+            rows = shard.select(shard.rows_for(self.config.missing))
+        loss = self._loss(shard, rows, have) if rows.count >= 2 else shard.tie
         return loss, {"rows": count_tensor(rows.count, shard.scale)}
 
-    def _loss(self, shard: Shard, rows: Rows) -> Tensor:
+    def _loss(self, shard: Shard, rows: Rows, have: Tensor | None) -> Tensor:
         mine = torch.stack([rows.mine(shard.local[m]) for m in shard.names])  # [M, n_v, D]
         every = torch.stack([rows.every(shard.full[m]) for m in shard.names])  # [M, C, D]
-        negative = self._negative_lse(mine, every, rows.targets, shard.scale)  # [n_v]
-        positive = _positive_lse(mine, shard.scale, ordered=self.ordered_positives)
+        every_have = mine_have = None
+        if have is not None:
+            every_have = have[:, rows.keep]
+            mine_have = every_have[:, rows.targets]
+        negative = self._negative_lse(mine, every, rows.targets, shard.scale,
+                                      mine_have, every_have)  # [n_v]
+        positive = _positive_lse(mine, shard.scale, self.ordered_positives, mine_have)
         return shard.share((negative - positive).sum(), rows.count)
 
     def _negative_lse(
-        self, mine: Tensor, every: Tensor, targets: Tensor, scale: Tensor
+        self, mine: Tensor, every: Tensor, targets: Tensor, scale: Tensor,
+        mine_have: Tensor | None, every_have: Tensor | None,
     ) -> Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
 
@@ -107,11 +127,14 @@ class MVInfoNCELoss(_MultiView):
     name = "mv_infonce"
     ordered_positives = True
 
-    def _negative_lse(self, mine: Tensor, every: Tensor, targets: Tensor, scale: Tensor) -> Tensor:
-        """``log Σ_l Σ_{(j,m)≠(i,l)} e^{s(il,jm)}``.
+    def _negative_lse(self, mine: Tensor, every: Tensor, targets: Tensor, scale: Tensor,
+                      mine_have: Tensor | None = None,
+                      every_have: Tensor | None = None) -> Tensor:
+        """``log Σ_l Σ_{(j,m)≠(i,l)} e^{s(il,jm)}`` over the views rows have.
 
         Shapes:
-            mine: ``[M, n, D]``; every: ``[M, C, D]``; targets: ``[n]``; returns ``[n]``.
+            mine: ``[M, n, D]``; every: ``[M, C, D]``; targets: ``[n]``; mine_have:
+            ``[M, n]``; every_have: ``[M, C]``; returns ``[n]``.
         """
         m, n, d = mine.shape
         c = every.shape[1]
@@ -123,6 +146,9 @@ class MVInfoNCELoss(_MultiView):
         rows = torch.arange(n, device=mine.device).unsqueeze(1)
         # (il) against itself is not a term; written in place (mul does not keep its output).
         sims[rows, views, views * c + targets.unsqueeze(1)] = float("-inf")
+        if mine_have is not None and every_have is not None:
+            hidden = ~mine_have.T[:, :, None] | ~every_have.reshape(1, 1, m * c)
+            sims = sims.masked_fill(hidden, float("-inf"))
         return sims.view(n, m * m * c).logsumexp(dim=-1)
 
 
@@ -132,16 +158,29 @@ class MVDHELLoss(_MultiView):
     name = "mv_dhel"
     ordered_positives = False
 
-    def _negative_lse(self, mine: Tensor, every: Tensor, targets: Tensor, scale: Tensor) -> Tensor:
-        """``Σ_l log Σ_{j≠i} e^{s(il,jl)}``.
+    def _negative_lse(self, mine: Tensor, every: Tensor, targets: Tensor, scale: Tensor,
+                      mine_have: Tensor | None = None,
+                      every_have: Tensor | None = None) -> Tensor:
+        """``Σ_l log Σ_{j≠i} e^{s(il,jl)}`` over the views row i has.
+
+        The negatives of view l are the rows j that have view l; a view without any such
+        row adds nothing.
 
         Shapes:
-            mine: ``[M, n, D]``; every: ``[M, C, D]``; targets: ``[n]``; returns ``[n]``.
+            mine: ``[M, n, D]``; every: ``[M, C, D]``; targets: ``[n]``; mine_have:
+            ``[M, n]``; every_have: ``[M, C]``; returns ``[n]``.
         """
         sims = scale * torch.bmm(mine, every.transpose(1, 2))  # [M, n, C]
         rows = torch.arange(mine.shape[1], device=mine.device)
         sims[:, rows, targets] = float("-inf")  # in place, as in MV-InfoNCE
-        return sims.logsumexp(dim=-1).sum(dim=0)
+        if mine_have is None or every_have is None:
+            return sims.logsumexp(dim=-1).sum(dim=0)
+        sims = sims.masked_fill(~every_have[:, None, :], float("-inf"))
+        used = mine_have & torch.isfinite(sims).any(dim=-1)  # [M, n]
+        # An unused row of logits becomes zeros first: the log-sum-exp of -infs would give
+        # NaN gradients even where its value is discarded.
+        lse = sims.masked_fill(~used[..., None], 0.0).logsumexp(dim=-1)
+        return torch.where(used, lse, torch.zeros_like(lse)).sum(dim=0)
 
 
 SPEC_INFONCE = ObjectiveSpec(

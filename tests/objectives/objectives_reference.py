@@ -287,6 +287,46 @@ def gram_subsets(emb: Emb, s: Tensor, present: Present, anchor: str | None = Non
     return (forward / count + backward / count) / 2
 
 
+def _has(emb: Emb, present: Present) -> list[Tensor]:
+    n = next(iter(emb.values())).shape[0]
+    return [present[m] if present is not None and m in present else torch.ones(n, dtype=torch.bool)
+            for m in emb]
+
+
+def mv_infonce_masked(emb: Emb, s: Tensor, present: Present) -> Tensor:
+    """MV-InfoNCE over the views each row has; rows with fewer than two views left out."""
+    u, has = list(emb.values()), _has(emb, present)
+    m, n = len(u), u[0].shape[0]
+    rows = [i for i in range(n) if sum(bool(h[i]) for h in has) >= 2]
+    total = 0.0
+    for i in rows:
+        pos = sum(torch.exp(s * (u[v][i] @ u[k][i])) for v in range(m) for k in range(m)
+                  if k != v and has[v][i] and has[k][i])
+        neg = sum(torch.exp(s * (u[v][i] @ u[k][j])) for v in range(m) for k in range(m)
+                  for j in rows if (j, k) != (i, v) and has[v][i] and has[k][j])
+        total = total - torch.log(pos / neg)
+    return total / len(rows)
+
+
+def mv_dhel_masked(emb: Emb, s: Tensor, present: Present) -> Tensor:
+    """MV-DHEL over the views each row has (a view's negatives: rows with that view)."""
+    u, has = list(emb.values()), _has(emb, present)
+    m, n = len(u), u[0].shape[0]
+    rows = [i for i in range(n) if sum(bool(h[i]) for h in has) >= 2]
+    total = 0.0
+    for i in rows:
+        pos = sum(torch.exp(s * (u[v][i] @ u[k][i])) for v in range(m) for k in range(v + 1, m)
+                  if has[v][i] and has[k][i])
+        log_neg = 0.0
+        for v in range(m):
+            others = [j for j in rows if j != i and has[v][j]]
+            if has[v][i] and others:
+                log_neg = log_neg + torch.log(sum(torch.exp(s * (u[v][i] @ u[v][j]))
+                                                  for j in others))
+        total = total - torch.log(pos) + log_neg
+    return total / len(rows)
+
+
 def _views(emb: Emb, keep: Tensor | None) -> list[Tensor]:
     return [x[keep] if keep is not None else x for x in emb.values()]
 

@@ -52,6 +52,8 @@ CASES = [
     _case("mv_infonce", {"missing": "drop"}, m=4, n=8, splits=(5, 3), complete=4),
     _case("mv_dhel", {}),
     _case("mv_dhel", {"missing": "drop"}, complete=3),
+    _case("mv_infonce", {"missing": "embedding"}, m=4, n=7, splits=(4, 3)),
+    _case("mv_dhel", {}, m=4, n=8, splits=(2, 6), complete=1),
     _case("infoloob", {}),
     _case("infoloob", {"hopfield_beta": 8.0}, m=4, n=7, splits=(4, 3)),
     _case("dcl", {}),

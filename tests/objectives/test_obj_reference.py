@@ -201,18 +201,22 @@ def test_gram_anchor_and_smoothing_match_reference() -> None:
 
 
 @pytest.mark.parametrize("m", MODALITIES)
-@pytest.mark.parametrize("missing", [None, "embedding", "drop"])
+@pytest.mark.parametrize("missing", [None, "mask", "embedding", "drop"])
 @pytest.mark.parametrize(
     ("cls", "reference"), [(MVInfoNCELoss, ref.mv_infonce), (MVDHELLoss, ref.mv_dhel)]
 )
 def test_multiview_matches_reference(cls, reference, m: int, missing: str | None) -> None:
     names = [f"m{k}" for k in range(m)]
 
+    masked = {ref.mv_infonce: ref.mv_infonce_masked, ref.mv_dhel: ref.mv_dhel_masked}
+
     def run_reference(e, s, p, _):
+        if missing == "mask":
+            return masked[reference](e, s, p)
         return reference(e, s, keep=_complete(p, names) if missing == "drop" else None)
 
     _compare(
-        cls(MultiViewConfig(missing=missing or "embedding")),
+        cls(MultiViewConfig(missing=missing or "mask")),
         run_reference, m, with_present=missing is not None,
     )
 

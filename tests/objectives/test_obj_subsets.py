@@ -26,7 +26,8 @@ def _hide(names: list[str], n: int, hidden: dict[str, list[int]]) -> dict[str, t
     return present
 
 
-@pytest.mark.parametrize("name", ["clip", "siglip", "gram"])
+@pytest.mark.parametrize("name", ["clip", "siglip", "gram", "mv_infonce", "mv_dhel", "dcl",
+                                  "infoloob"])
 def test_a_modality_hidden_in_every_row_equals_training_without_it(name: str) -> None:
     """Whatever the hidden member's rows hold, the loss is that of the sub-tuple alone."""
     emb = ref.embeddings(3, 6, 5, seed=11, grad=False)
