@@ -19,7 +19,7 @@ chance level of R@1 is the mean fraction of the gallery sharing the query's labe
 
 Run from the repository root::
 
-    .venv/bin/python examples/compare_objectives.py           # the study (~10 min, 2 CPUs)
+    .venv/bin/python examples/compare_objectives.py           # the study (~45 min, 2 CPUs)
     .venv/bin/python examples/compare_objectives.py --quick   # a smoke run (a minute)
 
 It prints a markdown table (mean ± std R@1 over seeds per task, training seconds per run)
@@ -55,7 +55,9 @@ from anymodal.retrieval.evaluation import evaluate_retrieval
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
 MODALITIES = ("image", "audio", "text")
-TASKS = ("audio->image", "text->image", "image->text", "audio+text->image")
+#: Single-modality queries, then every two-modality (= all-others) query.
+TASKS = ("audio->image", "text->image", "image->text", "image->audio", "audio->text",
+         "text->audio", "audio+text->image", "image+text->audio", "image+audio->text")
 
 #: (label, objective name, objective params): every objective trained on the same data.
 OBJECTIVES: tuple[tuple[str, str, dict[str, Any]], ...] = (
@@ -67,8 +69,32 @@ OBJECTIVES: tuple[tuple[str, str, dict[str, Any]], ...] = (
     ("gram", "gram", {}),
     ("mv_infonce", "mv_infonce", {}),
     ("mv_dhel", "mv_dhel", {}),
+    ("infoloob", "infoloob", {}),
+    ("dcl", "dcl", {}),
+    ("dclw", "dcl", {"weighted": True}),
 )
 QUICK_OBJECTIVES = ("clip (all pairs)", "symile (n)")
+#: ``train.modality_dropout.p`` of subset-consistent training (rows hide modalities).
+SUBSET_P = 0.3
+SUBSET_SUFFIX = " +subsets"
+
+
+def variants(labels: Sequence[str], subsets: str) -> list[tuple[str, str, dict[str, Any], float]]:
+    """``(label, objective, params, modality dropout p)`` of every run kind.
+
+    Args:
+        labels: objective labels of :data:`OBJECTIVES`.
+        subsets: ``"off"`` (p = 0), ``"on"`` (p = :data:`SUBSET_P`, label suffixed
+            ``+subsets``) or ``"both"``.
+    """
+    chosen = [o for o in OBJECTIVES if o[0] in labels]
+    out = []
+    for label, name, params in chosen:
+        if subsets in ("off", "both"):
+            out.append((label, name, params, 0.0))
+        if subsets in ("on", "both"):
+            out.append((label + SUBSET_SUFFIX, name, params, SUBSET_P))
+    return out
 
 #: The encoders and modality options of ``recipes/digits_symile.yaml`` (small, fast on CPU).
 MODALITY_CONFIG: dict[str, dict[str, Any]] = {
@@ -162,8 +188,10 @@ def chance_recall(manifest: Path, task: str) -> tuple[float, int]:
 
 
 def make_config(name: str, params: dict[str, Any], seed: int, train_manifest: Path,
-                budget: Budget, batch_size: int, output_dir: Path) -> Any:
-    """The validated config of one run: same everything but the objective."""
+                budget: Budget, batch_size: int, output_dir: Path,
+                subset_p: float = 0.0) -> Any:
+    """The validated config of one run: same everything but the objective and ``subset_p``
+    (``train.modality_dropout.p``: the fraction of rows that hide some modalities)."""
     if name == "symile":
         params = {**params, "seed": seed}  # the "n" permutations follow the run's seed
     overrides = {
@@ -176,21 +204,24 @@ def make_config(name: str, params: dict[str, Any], seed: int, train_manifest: Pa
         "optim": {"lr": budget.lr, "warmup_steps": min(budget.warmup_steps, budget.steps)},
         # one thread: the loader and the tiny encoders are fastest so on a shared 2-core CPU
         "train": {"max_steps": budget.steps, "output_dir": str(output_dir), "seed": seed,
+                  "overwrite": True,
                   "eval_every": 0, "checkpoint_every": 0, "log_every": max(budget.steps, 1),
-                  "threads": 1, "cpu": True},
+                  "threads": 1, "cpu": True,
+                  "modality_dropout": {"p": subset_p, "min_present": 2}},
         "logging": {"progress": False, "trackers": []},
     }
     return anymodal.load_config(None, overrides)
 
 
 def run_one(name: str, params: dict[str, Any], seed: int, data_dir: Path, budget: Budget,
-            batch_size: int, work_dir: Path) -> tuple[dict[str, float], float]:
+            batch_size: int, work_dir: Path, subset_p: float = 0.0
+            ) -> tuple[dict[str, float], float]:
     """Train one model and evaluate it on the test split; ``({task: R@1}, seconds)``."""
     from anymodal.training import train
 
-    output_dir = work_dir / f"{name}-{'-'.join(map(str, params.values()))}-{seed}"
+    output_dir = work_dir / f"{name}-{'-'.join(map(str, params.values()))}-p{subset_p}-{seed}"
     config = make_config(name, params, seed, data_dir / "train.jsonl", budget, batch_size,
-                         output_dir)
+                         output_dir, subset_p)
     started = time.perf_counter()
     # The loop prints a start and end table per run; the study prints its own summary.
     with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
@@ -222,9 +253,10 @@ def warm_up(data_dir: Path) -> None:
 
 
 def run_study(data_dir: Path, seeds: int, budget: Budget, labels: Sequence[str],
-              log: Callable[[str], None] = print) -> StudyResult:
-    """Train and evaluate every objective in ``labels`` for ``seeds`` seeds."""
-    chosen = [o for o in OBJECTIVES if o[0] in labels]
+              log: Callable[[str], None] = print, subsets: str = "both") -> StudyResult:
+    """Train and evaluate every objective in ``labels`` for ``seeds`` seeds, with and/or
+    without subset-consistent training (``subsets``, see :func:`variants`)."""
+    chosen = variants(labels, subsets)
     train_rows = _count_rows(data_dir / "train.jsonl")
     batch_size = min(budget.batch_size, train_rows)
     result = StudyResult(labels=[o[0] for o in chosen], tasks=list(TASKS),
@@ -233,12 +265,12 @@ def run_study(data_dir: Path, seeds: int, budget: Budget, labels: Sequence[str],
         result.chance[task], result.queries[task] = chance_recall(data_dir / "test.jsonl", task)
     warm_up(data_dir)
     with tempfile.TemporaryDirectory(prefix="compare_objectives_") as work:
-        for label, name, params in chosen:
+        for label, name, params, subset_p in chosen:
             recall = np.zeros((len(TASKS), seeds))
             seconds = np.zeros(seeds)
             for seed in range(seeds):
                 scores, seconds[seed] = run_one(name, params, seed, data_dir, budget,
-                                                batch_size, Path(work))
+                                                batch_size, Path(work), subset_p)
                 recall[:, seed] = [scores[task] for task in TASKS]
                 log(f"{label:<20} seed {seed}: " + "  ".join(
                     f"{task} {scores[task]:.3f}" for task in TASKS)
@@ -285,6 +317,30 @@ def summarise(result: StudyResult) -> list[str]:
             gains.append(f"`{label}` {recall[index['audio+text->image']] - single:+.3f}")
         lines.append("- `audio+text->image` minus the better single-modality query "
                      "(mean R@1): " + ", ".join(gains) + ".")
+    return lines + kind_summary(result)
+
+
+def kind_summary(result: StudyResult) -> list[str]:
+    """Mean R@1 over the one-modality and over the two-modality (all-others) queries per
+    objective, and what subset-consistent training changes where both runs exist."""
+    kinds = {"one-modality": [t for t, task in enumerate(result.tasks) if "+" not in task],
+             "two-modality": [t for t, task in enumerate(result.tasks) if "+" in task]}
+    kinds = {kind: index for kind, index in kinds.items() if index}
+    if not kinds:
+        return []
+    means = {label: {kind: float(result.recall[label][index].mean())
+                     for kind, index in kinds.items()} for label in result.labels}
+    chance = {kind: float(np.mean([result.chance[result.tasks[t]] for t in index]))
+              for kind, index in kinds.items()}
+    lines = ["- mean R@1 by query kind (" + ", ".join(
+        f"{kind} chance {value:.3f}" for kind, value in chance.items()) + "): " + "; ".join(
+        f"`{label}` " + " / ".join(f"{means[label][kind]:.3f}" for kind in kinds)
+        for label in result.labels) + "."]
+    for label in result.labels:
+        on = label + SUBSET_SUFFIX
+        if on in means:
+            lines.append(f"- subset-consistent training, `{label}`: " + ", ".join(
+                f"{kind} {means[on][kind] - means[label][kind]:+.3f}" for kind in kinds) + ".")
     return lines
 
 
@@ -295,7 +351,7 @@ def plot(result: StudyResult, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(10, 4.5))
+    fig, ax = plt.subplots(figsize=(max(10, 1.4 * len(result.tasks)), 5))
     width = 0.8 / max(len(result.labels), 1)
     x = np.arange(len(result.tasks))
     for i, label in enumerate(result.labels):
@@ -356,15 +412,18 @@ encoders of `recipes/digits_symile.yaml` (`image_cnn_small` on 32 px, `audio_ast
 mean ± std over {seeds} seed(s). Training time per objective (all seeds): {times}.
 
 Budget: this is a small budget (a few epochs on a shared 2-core CPU), chosen so that the
-whole study runs in about ten minutes here; the ranking of objectives may change with
+whole study (every objective with and without subset-consistent training) runs in well
+under an hour here; the ranking of objectives may change with
 longer training, larger encoders or a GPU. Differences smaller than the std are noise.
 
-How each objective ranks (its `score`): `clip`, `siglip`, `mv_*` sum the query modalities'
-similarities to the candidate; `symile` takes the multilinear inner product
-`<q_1 * ... * q_k, c>`, so a one-modality query is ranked by the plain inner product
-`<q, c>`, a pairwise similarity that Symile's loss never trains (it only sees the product
-of all three); its `audio+text->image` column is the task it is built for. `gram` ranks by
-minus the volume spanned by the query and candidate embeddings.
+How each objective ranks (its `score`): `clip`, `siglip`, `mv_*`, `infoloob`, `dcl` sum the
+query modalities' similarities to the candidate; `symile` takes the multilinear inner
+product of the query embeddings, the model's learned missing embedding of the modality in
+neither the query nor the candidates, and the candidate (`<q * miss, c>` for a one-modality
+query: the way training scored rows without that modality); `gram` ranks by minus the
+volume spanned by the query and candidate embeddings. Rows labelled `+subsets` were
+trained with `train.modality_dropout.p={SUBSET_P}` (each row hides a random subset of its
+modalities, at least two kept), the others with it off (`p=0`).
 
 {format_table(result)}
 
@@ -390,6 +449,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help="data directory (default: data/digits3[_limitN])")
     parser.add_argument("--out-dir", type=Path, default=RESULTS,
                         help="where study_objectives.md and .png go")
+    parser.add_argument("--subsets", choices=("both", "on", "off"), default="both",
+                        help="train each objective with subset-consistent training (on), "
+                             "without (off) or both (default)")
+    parser.add_argument("--objectives", default=None,
+                        help="comma-separated labels of OBJECTIVES to run (default: all)")
     parser.add_argument("--quick", action="store_true",
                         help=f"smoke run: {', '.join(QUICK_OBJECTIVES)}, {QUICK.steps} steps, "
                              f"limit {QUICK_LIMIT}")
@@ -410,10 +474,16 @@ def main(argv: Sequence[str] | None = None) -> StudyResult:
     data_dir = args.data or REPO / "data" / ("digits3" if limit is None
                                              else f"digits3_limit{limit}")
     labels = QUICK_OBJECTIVES if args.quick else [o[0] for o in OBJECTIVES]
+    if args.objectives:
+        labels = tuple(label.strip() for label in args.objectives.split(","))
+        unknown = set(labels) - {o[0] for o in OBJECTIVES}
+        if unknown:
+            raise SystemExit(f"unknown objectives {sorted(unknown)}; choose from "
+                             f"{[o[0] for o in OBJECTIVES]}")
     torch.set_num_threads(1)
     started = time.perf_counter()
     build_data(data_dir, limit)
-    result = run_study(data_dir, args.seeds, budget, labels)
+    result = run_study(data_dir, args.seeds, budget, labels, subsets=args.subsets)
     elapsed = time.perf_counter() - started
     table = format_table(result)
     print(table)

@@ -26,7 +26,8 @@ def test_every_objective_config_is_valid_and_differs_only_in_the_objective(
     configs = {label: study.make_config(name, params, 2, tmp_path / "train.jsonl", budget, 32,
                                         tmp_path / label)
                for label, name, params in study.OBJECTIVES}
-    assert len(configs) == 8
+    assert len(configs) == 11
+    assert configs["dclw"].objective.params.weighted is True
     assert configs["clip (anchor text)"].objective.params.anchor == "text"
     assert configs["symile (n_squared)"].objective.params.negatives == "n_squared"
     assert configs["symile (n)"].objective.params.seed == 2
@@ -38,6 +39,32 @@ def test_every_objective_config_is_valid_and_differs_only_in_the_objective(
         assert config.data.batch_size == 32 and config.logging.progress is False
         for key in ("modalities", "model", "optim", "data", "logging"):
             assert config[key] == first[key]
+        assert config.train.modality_dropout.p == 0.0
+    on = study.make_config("gram", {}, 0, tmp_path / "train.jsonl", budget, 32, tmp_path,
+                           subset_p=study.SUBSET_P)
+    assert on.train.modality_dropout.p == study.SUBSET_P
+
+
+def test_variants_run_each_objective_with_and_without_subsets(study: ModuleType) -> None:
+    both = study.variants(["gram", "clip (all pairs)"], "both")
+    assert [(label, p) for label, _, _, p in both] == [
+        ("clip (all pairs)", 0.0), ("clip (all pairs) +subsets", study.SUBSET_P),
+        ("gram", 0.0), ("gram +subsets", study.SUBSET_P)]
+    assert [v[0] for v in study.variants(["gram"], "on")] == ["gram +subsets"]
+    assert [v[3] for v in study.variants(["gram"], "off")] == [0.0]
+
+
+def test_kind_summary_compares_subset_training(study: ModuleType) -> None:
+    tasks = ["a->b", "a+c->b"]
+    result = study.StudyResult(labels=["x", "x +subsets"], tasks=tasks,
+                               chance={t: 0.1 for t in tasks})
+    result.recall = {"x": np.array([[0.2, 0.4], [0.5, 0.5]]),
+                     "x +subsets": np.array([[0.6, 0.6], [0.4, 0.4]])}
+    lines = study.kind_summary(result)
+    assert lines[0] == ("- mean R@1 by query kind (one-modality chance 0.100, two-modality "
+                        "chance 0.100): `x` 0.300 / 0.500; `x +subsets` 0.600 / 0.400.")
+    assert lines[1] == ("- subset-consistent training, `x`: one-modality +0.300, "
+                        "two-modality -0.100.")
 
 
 def _write_manifest(path: Path, rows: list[dict]) -> None:
@@ -97,7 +124,8 @@ def test_quick_run_writes_the_report(study: ModuleType, tmp_path: Path, one_thre
     row = json.loads((data / "test.jsonl").read_text().splitlines()[0])
     assert (data / row["image"]).is_file() and (data / row["audio"]).is_file()
     assert isinstance(row["text"], str) and row["text"]
-    assert result.labels == list(study.QUICK_OBJECTIVES)
+    assert result.labels == [label + suffix for label in study.QUICK_OBJECTIVES
+                             for suffix in ("", study.SUBSET_SUFFIX)]
     assert result.tasks == list(study.TASKS)
     test_rows = len((data / "test.jsonl").read_text().splitlines())
     for label in result.labels:
@@ -115,4 +143,4 @@ def test_quick_run_writes_the_report(study: ModuleType, tmp_path: Path, one_thre
     assert markdown.count("±") >= 2 * len(study.TASKS)
     assert (out / "study_objectives.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     printed = capsys.readouterr().out
-    assert "| clip (all pairs) |" in printed and "| symile (n) |" in printed
+    assert "| clip (all pairs) |" in printed and "| symile (n) +subsets |" in printed
