@@ -2,12 +2,13 @@
 
 Two implementations compute the same thing:
 
-* ``"triton"`` — fused Triton kernels (:mod:`anymodal.kernels.triton_mip`,
-  :mod:`anymodal.kernels.triton_topk`), compiled for CUDA tensors. On CPU tensors they
+* ``"triton"`` — fused Triton kernels (:mod:`anymodal.kernels.logsumexp_triton`,
+  :mod:`anymodal.kernels.topk_triton`), compiled for CUDA tensors. On CPU tensors they
   run in Triton's interpreter (slow; that is how the test-suite checks them on a machine
   without a GPU).
-* ``"torch"`` — chunked PyTorch (:mod:`anymodal.kernels.chunked`,
-  :mod:`anymodal.kernels.topk`), on any device and any floating dtype.
+* ``"torch"`` — chunked PyTorch (:mod:`anymodal.kernels.logsumexp_torch`,
+  :mod:`anymodal.kernels.logsumexp_all_torch`, :mod:`anymodal.kernels.topk_torch`), on
+  any device and any floating dtype.
 
 By default CUDA tensors in float32/bfloat16/float16 take the Triton path and everything
 else the torch path. ``ANYMODAL_KERNEL=triton|torch`` forces one (``auto`` or unset:
@@ -25,9 +26,10 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from anymodal.kernels.chunked import DEFAULT_CHUNK_ELEMENTS, ChunkedMIPLogSumExp, compute_dtype
+from anymodal.kernels.blocks import DEFAULT_CHUNK_ELEMENTS, compute_dtype
 from anymodal.kernels.logsumexp_all_torch import ChunkedMIPLogSumExpAll
-from anymodal.kernels.topk import topk_chunked
+from anymodal.kernels.logsumexp_torch import ChunkedMIPLogSumExp
+from anymodal.kernels.topk_torch import topk_chunked
 
 ENV_VAR = "ANYMODAL_KERNEL"
 TRITON_DTYPES = (torch.float32, torch.bfloat16, torch.float16)
@@ -141,7 +143,7 @@ def mip_logsumexp(
     if backend == "triton" and len(others) > 3 and not _forced_triton():
         backend = "torch"  # the fused kernels stop at K = 3 (forced: they say so)
     if backend == "triton":
-        from anymodal.kernels.triton_mip import triton_mip_logsumexp
+        from anymodal.kernels.logsumexp_triton import triton_mip_logsumexp
 
         return triton_mip_logsumexp(anchor, list(others), scale_t)
     return ChunkedMIPLogSumExp.apply(scale_t, chunk_elements, anchor, *others)
@@ -230,7 +232,7 @@ def mip_logsumexp_all(
             raise ValueError(f"factors[{m}] has no rows (after masking): no tuple is left")
     scale_t = _scale_tensor(scale, factors[0])
     if _lse_all_backend(kept) == "triton":
-        from anymodal.kernels.triton_mip import triton_mip_logsumexp_all
+        from anymodal.kernels.logsumexp_triton import triton_mip_logsumexp_all
 
         outs = triton_mip_logsumexp_all(kept, scale_t)
     else:
@@ -282,7 +284,7 @@ def mip_topk(
     # K = 1 is a plain matrix product: cuBLAS + torch.topk beat the tuple kernel, whose
     # tiles would hold a single prefix row; it runs only when forced.
     if backend == "triton" and (len(factors) > 1 or forced):
-        from anymodal.kernels.triton_topk import triton_mip_topk
+        from anymodal.kernels.topk_triton import triton_mip_topk
 
         return triton_mip_topk(query, list(factors), k)
     return topk_chunked(query, factors, k, chunk_elements)

@@ -2,7 +2,7 @@
 
 ``T[i_0, ..., i_{M-1}] = s * sum_d prod_m F_m[i_m, d]`` serves the normalisers of all M
 anchors: ``out_m[i] = log sum_{tuples with i_m = i} exp(T)``. One traversal computes them
-all. The tensor is walked in the *boxes* of :mod:`anymodal.kernels.chunked`: prefix rows
+all. The tensor is walked in the *boxes* of :mod:`anymodal.kernels.blocks`: prefix rows
 (products of slices of ``F_0 .. F_{M-2}``) against every row of ``F_{M-1}``, one matrix
 product per box (``[rows, D] @ [D, N_{M-1}]``, the shape a BLAS runs near its peak).
 
@@ -34,10 +34,10 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from anymodal.kernels.chunked import (
-    _box_views,
-    _broadcast_product,
+from anymodal.kernels.blocks import (
+    box_views,
     boxes,
+    broadcast_product,
     chunk_rows_for,
     compute_dtype,
 )
@@ -122,9 +122,9 @@ def forward_all(factors: Sequence[Tensor], scale: Tensor, chunk_elements: int) -
     scaled_last_t = (last * scale).T
     work = _Workspace(last)
     for box in boxes(sizes, chunk_rows_for(*last.shape, chunk_elements)):
-        views = _box_views(prefix_factors, box)
+        views = box_views(prefix_factors, box)
         shape = [v.shape[m] for m, v in enumerate(views)]
-        prefix = _broadcast_product(views, out=work.get("prefix", *shape, last.shape[1]))
+        prefix = broadcast_product(views, out=work.get("prefix", *shape, last.shape[1]))
         rows = prefix.view(-1, last.shape[1])
         logits = torch.mm(rows, scaled_last_t, out=work.get("logits", rows.shape[0], last.shape[0]))
         row_max = logits.amax(dim=1)
@@ -207,11 +207,11 @@ def backward_all(
     col_shift, col_g = lses[-1][None, :], grads_out[-1][None, :]
     work, n_last = _Workspace(last), last.shape[0]
     for box in boxes(sizes, chunk_rows_for(*last.shape, chunk_elements)):
-        views = _box_views(prefix_factors, box)
+        views = box_views(prefix_factors, box)
         mu, alpha = _box_weights(lses, grads_out, box, k)
         shape = [v.shape[m] for m, v in enumerate(views)]
         u_aug = work.get("u_aug", *shape, dim + 1)
-        _broadcast_product(views, out=u_aug[..., :dim])
+        broadcast_product(views, out=u_aug[..., :dim])
         u_aug[..., dim] = -mu.view(shape)
         u_flat = u_aug.view(-1, dim + 1)
         rows = u_flat.shape[0]

@@ -7,8 +7,8 @@ them longer than this project's functions usually are: under Triton's interprete
 call of a jitted function (a helper, or library functions such as ``tl.zeros``)
 re-patches ``triton.language``, a cost paid in every iteration of the inner loops, so the
 shared tile code is written out in each kernel and ``tl.full`` replaces ``tl.zeros``.
-Roles and formulas are described in :mod:`anymodal.kernels.triton_mip` and
-:mod:`anymodal.kernels.triton_topk`.
+Roles and formulas are described in :mod:`anymodal.kernels.logsumexp_triton` and
+:mod:`anymodal.kernels.topk_triton`.
 
 Operands of ``tl.dot`` are cast to ``DOT_DTYPE``: the input dtype on a GPU, float32 for
 bfloat16 under the interpreter, whose ``tl.dot`` multiplies the raw uint16 storage of

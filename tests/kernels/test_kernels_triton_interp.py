@@ -24,7 +24,8 @@ from anymodal.kernels import mip_logsumexp, mip_logsumexp_all, mip_topk
 
 triton = pytest.importorskip("triton")
 
-from anymodal.kernels import triton_mip, triton_topk  # noqa: E402
+from anymodal.kernels import logsumexp_triton as triton_mip  # noqa: E402
+from anymodal.kernels import topk_triton as triton_topk  # noqa: E402
 from anymodal.kernels.triton_common import interpreter_ready  # noqa: E402
 
 pytestmark = [

@@ -21,71 +21,21 @@ the backward (recompute, ``P @ others_K`` and ``P^T @ prefix``).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
-from itertools import product
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor
 
-#: Numbers per box (4 Mi: 16 MiB in float32). The torch path's peak extra memory is a
-#: few times this, whatever N.
-DEFAULT_CHUNK_ELEMENTS = 1 << 22
+from anymodal.kernels.blocks import (
+    DEFAULT_CHUNK_ELEMENTS,
+    box_views,
+    boxes,
+    broadcast_product,
+    chunk_rows_for,
+    compute_dtype,
+)
 
-
-def compute_dtype(dtype: torch.dtype) -> torch.dtype:
-    """Accumulation dtype: float64 stays float64 (gradcheck), everything else float32."""
-    return torch.float64 if dtype == torch.float64 else torch.float32
-
-
-def chunk_rows_for(n_last: int, dim: int, chunk_elements: int) -> int:
-    """Prefix rows per box: a box's logits (``N_K`` per row) and its prefix rows and
-    their gradients (a few ``D`` per row) hold about ``chunk_elements`` numbers."""
-    return max(1, chunk_elements // (n_last + dim))
-
-
-def boxes(sizes: Sequence[int], chunk_rows: int) -> Iterator[list[slice]]:
-    """Cover the prefix tuples with boxes of at most ``chunk_rows`` rows (when possible).
-
-    A box is one slice per prefix factor (anchor first): single indices on the leading
-    factors, a range on one factor, everything on the factors after it; boxes come in
-    row-major order. The range is on the first factor whose trailing tuples fit.
-    """
-    tail = [math.prod(sizes[m + 1 :]) for m in range(len(sizes))]
-    axis = next(m for m in range(len(sizes)) if tail[m] <= chunk_rows)
-    step = max(1, chunk_rows // tail[axis])
-    rest = [slice(None)] * (len(sizes) - axis - 1)
-    for lead in product(*(range(n) for n in sizes[:axis])):
-        for s0 in range(0, sizes[axis], step):
-            span = slice(s0, min(s0 + step, sizes[axis]))
-            yield [slice(i, i + 1) for i in lead] + [span] + rest
-
-
-def _box_views(factors: Sequence[Tensor], box: Sequence[slice]) -> list[Tensor]:
-    """Each factor's slice, shaped to broadcast over the box: ``[1, .., b_m, .., 1, D]``."""
-    k = len(factors)
-    views = []
-    for m, (f, sl) in enumerate(zip(factors, box)):
-        block = f[sl]
-        views.append(block.view(*([1] * m), block.shape[0], *([1] * (k - m - 1)), f.shape[1]))
-    return views
-
-
-def _broadcast_product(views: Sequence[Tensor], out: Tensor | None = None) -> Tensor:
-    """Elementwise product of broadcastable views (into ``out`` when given)."""
-    # Views have one shape length and sizes 1 or full (torch.broadcast_shapes would import
-    # sympy on first use: seconds).
-    full = [max(sizes) for sizes in zip(*(v.shape for v in views))]
-    if out is None:
-        out = torch.empty(full, dtype=views[0].dtype, device=views[0].device)
-    if len(views) > 1 and [max(a, b) for a, b in zip(views[0].shape, views[1].shape)] == full:
-        torch.mul(views[0], views[1], out=out)
-        rest = views[2:]
-    else:
-        out.copy_(views[0].expand(full))
-        rest = views[1:]
-    for v in rest:
-        out.mul_(v)
-    return out
+__all__ = ["DEFAULT_CHUNK_ELEMENTS", "ChunkedMIPLogSumExp", "chunked_backward", "chunked_forward"]
 
 
 def chunked_forward(
@@ -106,7 +56,7 @@ def chunked_forward(
     out = torch.full((sizes[0],), -math.inf, dtype=last.dtype, device=last.device)
     scaled_last_t = (last * scale).T
     for box in boxes(sizes, chunk_rows_for(*last.shape, chunk_elements)):
-        prefix = _broadcast_product(_box_views(factors, box))
+        prefix = broadcast_product(box_views(factors, box))
         n_anchor = prefix.shape[0]
         row_lse = torch.logsumexp(prefix.view(-1, last.shape[1]) @ scaled_last_t, dim=1)
         anchor_lse = row_lse.view(n_anchor, -1).logsumexp(dim=1)
@@ -145,11 +95,11 @@ def chunked_backward(
     grad_scale = torch.zeros((), dtype=last.dtype, device=last.device)
     last_aug_t = torch.cat([last * scale, torch.ones_like(last[:, :1])], dim=1).T
     for box in boxes(sizes, chunk_rows_for(*last.shape, chunk_elements)):
-        views = _box_views(factors, box)
+        views = box_views(factors, box)
         shape = [v.shape[m] for m, v in enumerate(views)]
         g = grad_out[box[0]].view(-1, *([1] * k))  # [b_0, 1, .., 1] with the D axis
         u_aug = torch.empty(*shape, dim + 1, dtype=last.dtype, device=last.device)
-        prefix = _broadcast_product(views, out=u_aug[..., :dim])
+        prefix = broadcast_product(views, out=u_aug[..., :dim])
         u_aug[..., dim] = -lse[box[0]].view(-1, *([1] * (k - 1)))
         probs = u_aug.view(-1, dim + 1) @ last_aug_t
         probs.exp_()
@@ -186,6 +136,7 @@ class ChunkedMIPLogSumExp(torch.autograd.Function):
         anchor: Tensor,
         *others: Tensor,
     ) -> Tensor:
+        """Log-sum-exp per anchor row; saves the inputs and the result."""
         cdt = compute_dtype(anchor.dtype)
         factors = [anchor.to(cdt), *(o.to(cdt) for o in others[:-1])]
         last = others[-1].to(cdt)
@@ -200,6 +151,7 @@ class ChunkedMIPLogSumExp(torch.autograd.Function):
     def backward(  # type: ignore[override]
         ctx: torch.autograd.function.FunctionCtx, grad_out: Tensor
     ) -> tuple[Tensor | None, ...]:
+        """Gradients from one traversal that recomputes each box's logits."""
         scale, anchor, *others, out = ctx.saved_tensors
         cdt = out.dtype
         factors = [anchor.to(cdt), *(o.to(cdt) for o in others[:-1])]

@@ -16,7 +16,7 @@ import math
 import torch
 from torch import Tensor
 
-from anymodal.kernels.topk import unravel
+from anymodal.kernels.topk_torch import unravel
 from anymodal.kernels.triton_common import (
     build,
     check_mode,
@@ -27,7 +27,7 @@ from anymodal.kernels.triton_common import (
 )
 from anymodal.kernels.triton_kernels import mip_topk_tiles
 
-#: Tiles under the interpreter (see :data:`anymodal.kernels.triton_mip.INTERPRETER_TILES`).
+#: Tiles under the interpreter (see :data:`anymodal.kernels.logsumexp_triton.INTERPRETER_TILES`).
 INTERPRETER_TILES = {"BLOCK_P": 32, "BLOCK_C": 32, "BLOCK_D": 64}
 
 

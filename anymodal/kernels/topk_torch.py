@@ -3,8 +3,9 @@
 The ``A_1 x ... x A_K`` tuple table of a query is scored one block at a time: a block is
 ``q_block x prefix_chunk`` prefix rows (``query * factors_1[j1] * ... *
 factors_{K-1}[j_{K-1}]``) against every row of ``factors_K``, reduced at once to its own
-top-k and merged into a running top-k. The largest temporary is a block of about
-``chunk_elements`` scores; the full table per query never exists.
+top-k and merged into the running top-k (:class:`anymodal.kernels.running_topk.RunningTopK`).
+The largest temporary is a block of about ``chunk_elements`` scores; the full table per
+query never exists.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from anymodal.kernels.chunked import DEFAULT_CHUNK_ELEMENTS, compute_dtype
+from anymodal.kernels.blocks import DEFAULT_CHUNK_ELEMENTS, compute_dtype
+from anymodal.kernels.running_topk import RunningTopK
 
 
 def prefix_rows(factors: Sequence[Tensor], p0: int, p1: int, dim: int, like: Tensor) -> Tensor:
@@ -84,22 +86,14 @@ def topk_chunked(
     values, flats = [], []
     for q0 in range(0, q_all.shape[0], q_block):
         q = q_all[q0 : q0 + q_block]
-        best_v = torch.empty(q.shape[0], 0, dtype=cdt, device=q.device)
-        best_i = torch.empty(q.shape[0], 0, dtype=torch.long, device=q.device)
+        top = RunningTopK(k)
         for p0 in range(0, n_prefix, p_chunk):
             p1 = min(p0 + p_chunk, n_prefix)
             rows = prefix_rows(prefix_factors, p0, p1, q.shape[1], last)
             # [q, p, D] @ [D, A_K] -> [q, p * A_K], flat tuple number p * A_K + j_K.
             scores = ((q[:, None, :] * rows[None]) @ last.T).reshape(q.shape[0], -1)
-            v, i = scores.topk(min(k, scores.shape[1]), dim=1)
-            best_v = torch.cat([best_v, v], dim=1)
-            best_i = torch.cat([best_i, i + p0 * n_last], dim=1)
-            if best_v.shape[1] > k:
-                best_v, pos = best_v.topk(k, dim=1)
-                best_i = best_i.gather(1, pos)
-        # The last merge may have been a bare concatenation: sort best first.
-        best_v, pos = best_v.sort(dim=1, descending=True)
-        best_i = best_i.gather(1, pos)
+            top.push(scores, offset=p0 * n_last)
+        best_v, best_i = top.result()
         values.append(best_v)
         flats.append(best_i)
     sizes = [f.shape[0] for f in factors]

@@ -295,7 +295,7 @@ def _forward_all(roles: _Roles, scale: Tensor) -> list[Tensor]:
 
 
 def _row_weights(lses: list[Tensor], grads: list[Tensor]) -> tuple[Tensor, Tensor]:
-    """``mu`` and ``alpha`` of every prefix tuple (see the chunked one-pass module).
+    """``mu`` and ``alpha`` of every prefix tuple (see :mod:`anymodal.kernels.logsumexp_all_torch`).
 
     ``mu = min_m lse_m`` bounds every logit of the tuple's row, so ``exp(s x - mu)``
     cannot overflow; ``alpha = sum_m g_m exp(mu - lse_m)``. Shapes: lses[m], grads[m]

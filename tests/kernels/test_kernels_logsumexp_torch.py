@@ -1,4 +1,4 @@
-"""The chunked torch path of ``mip_logsumexp`` against the naive einsum, in float64."""
+"""The chunked torch path of ``mip_logsumexp`` (``logsumexp_torch``) against the naive einsum."""
 
 from __future__ import annotations
 
