@@ -13,7 +13,8 @@ import pytest
 import torch
 
 from anymodal.errors import ConfigError, DataError
-from anymodal.training.gradcache import GradCache, gradcache_step, split_batch
+from anymodal.training.gradcache import GradCache, gradcache_step
+from anymodal.training.microbatches import split_batch
 from anymodal.types import PRESENT_KEY
 from tests.training.gradcache_models import CASES, TinyModel, grads_of, make_batch
 

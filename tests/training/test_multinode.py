@@ -58,11 +58,15 @@ def _two_machines(out: Path, env: dict[str, str], extra: list[str]) -> None:
         assert launcher.returncode == 0, f"machine rank {rank}:\n{log[-3000:]}"
 
 
-def test_two_launchers_on_loopback_equal_one_process(tmp_path: Path, cli_env: dict[str, str]
-                                                     ) -> None:
+@pytest.mark.parametrize("micro", [None, 4], ids=["plain", "gradcache"])
+def test_two_launchers_on_loopback_equal_one_process(tmp_path: Path, cli_env: dict[str, str],
+                                                     micro: int | None) -> None:
+    """With ``train.micro_batch=4`` each machine embeds its 16 rows 4 at a time (GradCache)
+    and the step is still the one-process step on the 32 rows."""
     env = {**cli_env, "OMP_NUM_THREADS": "1"}
     two = tmp_path / "two"
-    _two_machines(two, env, ["data.batch_size=16"])  # 16 rows on each machine
+    extra = [] if micro is None else [f"train.micro_batch={micro}"]
+    _two_machines(two, env, ["data.batch_size=16", *extra])  # 16 rows on each machine
     one = tmp_path / "one"
     single = subprocess.run(
         [PYTHON, "-m", "anymodal", "train", "recipes/smoke_clip.yaml", *COMMON,
