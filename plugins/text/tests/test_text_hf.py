@@ -82,3 +82,16 @@ def test_trains_saves_and_reloads_bit_identically(tiny_bert: Path, tmp_path: Pat
         "text": {"encoder": "text_hf", "params": {"model": str(tiny_bert), "freeze": freeze}},
         "v": {"modality": "vector"},
     }, tmp_path / "model")
+
+
+def test_lora_on_the_pretrained_tower_trains_only_adapters(tiny_bert: Path,
+                                                           tmp_path: Path) -> None:
+    lora = {"r": 4, "alpha": 8.0, "target_modules": ["query", "value"]}
+    model = check_trains_and_reloads({
+        "text": {"encoder": "text_hf", "params": {"model": str(tiny_bert)}, "lora": lora},
+        "v": {"modality": "vector"},
+    }, tmp_path / "model")
+    trainable = [n for n, p in model.encoders["text"].named_parameters() if p.requires_grad]
+    assert trainable and all("lora_" in n for n in trainable)
+    assert {n.split(".lora_")[0].rsplit(".", 1)[-1] for n in trainable} == {"query", "value"}
+    assert (tmp_path / "model" / "adapters.safetensors").is_file()
