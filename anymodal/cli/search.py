@@ -40,6 +40,7 @@ def _manifest_queries(args: argparse.Namespace, model: Any, target: str
                       ) -> tuple[list[dict[str, Any]], list[str]]:
     from anymodal.data.manifest import read_manifest_rows
     from anymodal.data.rows import resolve_source
+    from anymodal.data.sources import path_rule
 
     base = Path(args.queries).parent
     wanted = ([c.strip() for c in args.query_columns.split(",")] if args.query_columns
@@ -47,7 +48,8 @@ def _manifest_queries(args: argparse.Namespace, model: Any, target: str
     queries, names = [], []
     for number, row in enumerate(read_manifest_rows(args.queries)):
         keys = wanted or [m for m in model.modalities if m != target and row.get(m) is not None]
-        query = {k: resolve_source(row[k], base) for k in keys if row.get(k) is not None}
+        query = {k: resolve_source(row[k], base, is_path=path_rule(model.modalities[k].load))
+                 for k in keys if row.get(k) is not None}  # a text query stays text
         if query:
             queries.append(query)
             names.append(str(row.get("id", number)))

@@ -260,9 +260,9 @@ class MultiModalModel(nn.Module):
         """
         manifest = {"anymodal_version": __version__, "torch_version": torch.__version__,
                     "fingerprint": self.fingerprint(), **provenance(self)}
-        folder = io.write_model_folder(directory, to_yaml(self.config), self, manifest)
-        save_adapters(self, folder)  # the LoRA tensors alone, beside the full weights
-        return folder
+        # The LoRA tensors alone go beside the full weights, inside the same atomic swap.
+        return io.write_model_folder(directory, to_yaml(self.config), self, manifest,
+                                     extra=lambda staging: save_adapters(self, staging))
 
     @classmethod
     def from_pretrained(cls, directory: str | os.PathLike[str],

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -63,7 +63,8 @@ def fingerprint(config_yaml: str, state: Mapping[str, torch.Tensor]) -> str:
 
 
 def write_model_folder(directory: str | os.PathLike[str], config_yaml: str,
-                       module: torch.nn.Module, manifest: Mapping[str, Any]) -> Path:
+                       module: torch.nn.Module, manifest: Mapping[str, Any],
+                       extra: Callable[[Path], object] | None = None) -> Path:
     """Write a model folder crash-safely (:func:`anymodal.utils.atomic.atomic_directory`).
 
     ``anymodal.json`` lists the size and SHA-256 of the two other files, so that a damaged
@@ -74,6 +75,8 @@ def write_model_folder(directory: str | os.PathLike[str], config_yaml: str,
         config_yaml: the text of ``config.yaml``.
         module: the module whose tensors go to ``model.safetensors`` (shared storage kept once).
         manifest: the rest of ``anymodal.json`` (``format_version`` and ``files`` added here).
+        extra: writes further files into the staging folder (e.g. LoRA adapters); they are
+            swapped in with the rest and listed with their checksums.
     """
     target = Path(directory)
     if target.exists() and not (target / MANIFEST_FILE).is_file() and any(target.iterdir()):
@@ -82,7 +85,10 @@ def write_model_folder(directory: str | os.PathLike[str], config_yaml: str,
     with atomic_directory(target) as staging:
         (staging / CONFIG_FILE).write_text(config_yaml, encoding="utf-8")
         _save_safetensors(module, str(staging / WEIGHTS_FILE))
-        files = digest_files(staging, (CONFIG_FILE, WEIGHTS_FILE))
+        if extra is not None:
+            extra(staging)
+        names = [p.relative_to(staging).as_posix() for p in staging.rglob("*") if p.is_file()]
+        files = digest_files(staging, names)
         body = {"format_version": FORMAT_VERSION, **manifest, "files": files}
         (staging / MANIFEST_FILE).write_text(json.dumps(body, indent=2) + "\n",
                                              encoding="utf-8")
