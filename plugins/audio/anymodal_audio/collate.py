@@ -11,8 +11,10 @@ __all__ = ["collate_audio"]
 
 
 def _collate_extracted(items: list[dict[str, torch.Tensor]]) -> dict[str, Any]:
-    """Batch feature-extractor items (``{name: [K, ...]}``): pad the first axis after the
-    clip axis, say which positions are real, and which item each row belongs to.
+    """Batch feature-extractor items (``{name: [K, ...]}``).
+
+    Pads the first axis after the clip axis, says which positions are real, and which item
+    each row belongs to.
 
     Returns:
         ``{"hf_inputs": {name: [R, L_max, ...]}, "hf_mask": BoolTensor[R, L_max]}``, plus

@@ -73,10 +73,12 @@ class AudioConfig:
 
     @property
     def window_samples(self) -> int:
+        """Samples in one analysis window."""
         return round(self.frame_length_ms * self.sample_rate / 1000)
 
     @property
     def hop_samples(self) -> int:
+        """Samples between two frames."""
         return round(self.frame_shift_ms * self.sample_rate / 1000)
 
 

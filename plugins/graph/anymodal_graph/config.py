@@ -80,6 +80,7 @@ def validate_graph_config(config: GraphConfig) -> GraphConfig:
 
 
 def validate_pooling(name: str, pooling: str) -> None:
+    """Raise :class:`anymodal.ConfigError` on an unknown pooling."""
     if pooling not in POOLINGS:
         raise ConfigError(f"encoder {name!r}: pooling={pooling!r}; valid choices: "
                           + ", ".join(POOLINGS))

@@ -40,11 +40,14 @@ class PlyElement:
 
 @dataclass
 class PlyHeader:
+    """A parsed PLY header: its format, its elements, and where the body starts."""
+
     format: str
     elements: list[PlyElement]
     header_bytes: int
 
     def count(self, name: str) -> int:
+        """How many items the element ``name`` declares (0 when absent)."""
         return sum(e.count for e in self.elements if e.name == name)
 
 

@@ -60,8 +60,10 @@ def encode(text: str, max_length: int, start: int = 0) -> torch.Tensor:
 
 
 def decode(ids: torch.Tensor) -> str:
-    """The text of ``ids`` (special ids dropped; a byte sequence cut inside a character
-    decodes with U+FFFD in its place)."""
+    """The text of ``ids``, special ids dropped.
+
+    A byte sequence cut inside a character decodes with U+FFFD in its place.
+    """
     data = bytes(int(i) - OFFSET for i in ids.tolist() if int(i) >= OFFSET)
     return data.decode("utf-8", errors="replace")
 

@@ -80,6 +80,7 @@ class AudioAST(nn.Module):
             nn.init.trunc_normal_(param, std=0.02)
 
     def forward(self, batch: Any) -> torch.Tensor:
+        """Embed a collated batch (see the class docstring for shapes)."""
         cfg = self.config
         x, mask, item_index = unpack_batch(batch, cfg.n_mels, "audio_ast_tiny")
         x, mask = pad_to_multiple(x, mask, cfg.patch_time)

@@ -96,6 +96,7 @@ class AudioCNN(nn.Module):
         self.head = nn.Linear(2 * cin, config.width)
 
     def forward(self, batch: Any) -> torch.Tensor:
+        """Embed a collated batch (see the class docstring for shapes)."""
         x, mask, item_index = unpack_batch(batch, self.config.n_mels, "audio_cnn_small")
         x, mask = pad_to_multiple(x, mask, self.factor)
         x = F.pad(x, (0, -x.shape[-1] % self.factor))[:, None]  # [R, 1, T, F]

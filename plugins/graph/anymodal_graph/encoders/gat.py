@@ -40,6 +40,7 @@ class GATEncoder(nn.Module):
         self.head = nn.Linear(dim, config.width)
 
     def forward(self, batch: Any) -> torch.Tensor:
+        """Embed a collated batch (see the class docstring for shapes)."""
         x, edge_index = batch.x.float(), batch.edge_index
         check_features("graph_gat", x, self.config.in_dim)
         assignment, num_graphs = batch_vector(batch)

@@ -47,6 +47,7 @@ class GINEncoder(nn.Module):
         self.head = nn.Sequential(nn.Dropout(config.dropout), nn.Linear(readout, config.width))
 
     def forward(self, batch: Any) -> torch.Tensor:
+        """Embed a collated batch (see the class docstring for shapes)."""
         x, edge_index = batch.x.float(), batch.edge_index
         check_features("graph_gin", x, self.config.in_dim)
         assignment, num_graphs = batch_vector(batch)

@@ -21,6 +21,7 @@ def batch_vector(batch: Any) -> tuple[torch.Tensor, int]:
 
 
 def check_features(name: str, x: torch.Tensor, in_dim: int) -> None:
+    """Raise a ValueError naming the expected node-feature width."""
     if x.dim() != 2 or x.shape[1] != in_dim:
         raise ValueError(f"{name} expects node features [num_nodes, {in_dim}], got "
                          f"{tuple(x.shape)}; set the encoder param in_dim to the modality's "

@@ -46,6 +46,7 @@ class ResidualBlock(nn.Module):
         self.act = nn.ReLU(inplace=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Apply the block (see the class docstring for shapes)."""
         return self.act(self.body(x) + self.shortcut(x))
 
 
@@ -81,6 +82,7 @@ class CNNSmall(nn.Module):
         self.head = nn.Linear(c_in, config.width)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """Embed a collated batch (see the class docstring for shapes)."""
         if images.dim() != 4 or images.shape[1] != 3:
             raise ValueError(f"image_cnn_small expects [B, 3, H, W], got {tuple(images.shape)}")
         return self.head(self.features(images.float()).mean(dim=(2, 3)))

@@ -64,6 +64,7 @@ class ViTTiny(nn.Module):
         return torch.cat([self.pos[:, :1], table.flatten(2).transpose(1, 2)], dim=1)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """Embed a collated batch (see the class docstring for shapes)."""
         if images.dim() != 4 or images.shape[1] != 3 or min(images.shape[-2:]) < \
                 self.config.patch_size:
             raise ValueError(f"image_vit_tiny expects [B, 3, H, W] with H, W >= "

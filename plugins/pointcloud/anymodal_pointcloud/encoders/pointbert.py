@@ -69,6 +69,7 @@ class PatchEmbed(nn.Module):
         )
 
     def forward(self, patches: torch.Tensor) -> torch.Tensor:
+        """Tokens of the patches (see the class docstring for shapes)."""
         x = self.first(patches)  # [B, G, K, 128]
         pooled = x.max(dim=2, keepdim=True).values.expand_as(x)
         x = self.second(torch.cat([pooled, x], dim=-1))  # [B, G, K, dim]
@@ -102,6 +103,7 @@ class PointBertEncoder(nn.Module):
         self.head = nn.Linear(2 * dim, config.width)
 
     def forward(self, batch: torch.Tensor) -> torch.Tensor:
+        """Embed a collated batch (see the class docstring for shapes)."""
         check_channels("pointcloud_pointbert_tiny", batch, self.config.in_channels)
         points = batch.float()
         need = max(self.config.num_groups, self.config.group_size)

@@ -57,6 +57,7 @@ class PointNetEncoder(nn.Module):
         )
 
     def forward(self, batch: torch.Tensor) -> torch.Tensor:
+        """Embed a collated batch (see the class docstring for shapes)."""
         check_channels("pointcloud_pointnet", batch, self.config.in_channels)
         features = self.point_mlp(batch.float())  # [B, P, C']
         return self.head(features.max(dim=1).values)

@@ -96,6 +96,7 @@ class MiniLMEncoder(nn.Module):
         return self
 
     def forward(self, batch: dict[str, Any]) -> torch.Tensor:
+        """Embed a collated batch (see the class docstring for shapes)."""
         texts = batch.get("text") if isinstance(batch, dict) else None
         if not isinstance(texts, list):
             raise ValueError("text_minilm reads the raw strings of the text modality's batch "

@@ -52,6 +52,7 @@ class TextTransformer(nn.Module):
         self.norm = nn.LayerNorm(config.width)
 
     def forward(self, batch: dict[str, Any]) -> torch.Tensor:
+        """Embed a collated batch (see the class docstring for shapes)."""
         ids, mask = batch["input_ids"], batch["attention_mask"].bool()
         if ids.shape[1] > self.config.max_length:
             raise ValueError(

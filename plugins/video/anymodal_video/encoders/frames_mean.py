@@ -72,6 +72,7 @@ class FramesMean(nn.Module):
         self.head = nn.Linear(cin, config.width)
 
     def forward(self, batch: torch.Tensor) -> torch.Tensor:
+        """Embed a collated batch (see the class docstring for shapes)."""
         clips = check_clips(batch, "video_frames_mean")
         size, frames = clips.shape[:2]
         features = self.backbone(clips.flatten(0, 1)).mean(dim=(2, 3))  # [B*T, C]

@@ -73,6 +73,7 @@ class DividedSpaceTimeBlock(nn.Module):
         self.drop = nn.Dropout(dropout)
 
     def forward(self, cls: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Apply the block to [CLS] and the patch tokens (shapes in the class docstring)."""
         batch, frames, patches, dim = x.shape
         # Time: each patch position attends across the frames.
         xt = x.transpose(1, 2).reshape(batch * patches, frames, dim)
@@ -129,6 +130,7 @@ class TimeSformer(nn.Module):
         return space + time.transpose(1, 2)[:, :, None]  # + [1, T, 1, D]
 
     def forward(self, batch: torch.Tensor) -> torch.Tensor:
+        """Embed a collated batch (see the class docstring for shapes)."""
         clips = check_clips(batch, "video_timesformer_tiny")
         size, frames = clips.shape[0], clips.shape[1]
         if min(clips.shape[-2:]) < self.config.patch_size:
