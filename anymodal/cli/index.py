@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,7 @@ from anymodal.cli.output import Table, emit, print_json
 from anymodal.errors import ConfigError
 
 __all__ = ["add_parsers", "cmd_embed", "cmd_index_add", "cmd_index_build", "cmd_index_info",
-           "cmd_index_remove"]
+           "cmd_index_remove", "cmd_index_tune"]
 
 
 def add_parsers(sub: Any) -> None:
@@ -44,6 +45,16 @@ def add_parsers(sub: Any) -> None:
     i.add_argument("index", help="the index folder")
     i.add_argument("--json", action="store_true", help="machine-readable output")
     i.set_defaults(func=cmd_index_info)
+    t = actions.add_parser("tune", help="choose nprobe/efSearch for a recall target",
+                           description="Sweep the index's search setting on held-out query "
+                           "embeddings (an 'anymodal embed' file) against the exact answer; "
+                           "store the fastest setting that reaches the target in the index.")
+    t.add_argument("index", help="the index folder (rewritten with the chosen setting)")
+    t.add_argument("--queries", required=True, help="held-out query embeddings (.safetensors)")
+    t.add_argument("--target", type=float, default=0.95, help="recall@k to reach")
+    t.add_argument("-k", type=int, default=10, help="the k of recall@k")
+    t.add_argument("--json", action="store_true", help="machine-readable output")
+    t.set_defaults(func=cmd_index_tune)
 
 
 def _add_build(actions: Any) -> None:
@@ -51,12 +62,17 @@ def _add_build(actions: Any) -> None:
     b.add_argument("model", help="a model folder")
     b.add_argument("--modality", "-m", required=True, help="the model's modality key")
     b.add_argument("--output", "-o", required=True, help="the index folder to write")
-    b.add_argument("--backend", choices=("exact", "flat", "ivf", "hnsw"), default="exact",
-                   help="exact chunked torch search, or a FAISS index")
+    b.add_argument("--backend", choices=("exact", "flat", "ivf", "hnsw", "ivfpq"),
+                   default="exact", help="exact chunked torch search, or a FAISS index")
     b.add_argument("--nlist", type=int, default=None, help="IVF cells")
     b.add_argument("--nprobe", type=int, default=16, help="IVF cells visited per query")
     b.add_argument("--hnsw-m", type=int, default=32, help="HNSW links per node")
     b.add_argument("--ef-search", type=int, default=64, help="HNSW search list")
+    b.add_argument("--shards", default=None, metavar="DIR",
+                   help="embed in resumable shards kept in DIR (the default under "
+                   "'accelerate launch' with several processes: OUTPUT.shards)")
+    b.add_argument("--shard-size", type=int, default=None,
+                   help="items per shard, a multiple of --batch-size (default 16 batches)")
     b.add_argument("--json", action="store_true", help="machine-readable summary")
     add_item_arguments(b)
     b.set_defaults(func=cmd_index_build)
@@ -111,6 +127,18 @@ def cmd_index_build(args: argparse.Namespace) -> int:
     options = {"nprobe": args.nprobe, "hnsw_m": args.hnsw_m, "ef_search": args.ef_search}
     if args.nlist:
         options["nlist"] = args.nlist
+    if args.shards or int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        from anymodal.retrieval.distributed import build_index_distributed
+
+        built = build_index_distributed(
+            model, args.modality, items, args.output, ids, payloads, work_dir=args.shards,
+            shard_size=args.shard_size, batch_size=args.batch_size,
+            progress=not args.no_progress, on_error=args.on_error, failures=failures,
+            backend=args.backend, **options)
+        if built is not None:  # the main process merged and saved it
+            report_failures(failures)
+            _index_summary(built, Path(args.output), args.json, "wrote")
+        return 0
     index = Index.build(model, args.modality, items, ids, payloads, batch_size=args.batch_size,
                         progress=not args.no_progress, on_error=args.on_error,
                         failures=failures, backend=args.backend, **options)
@@ -160,4 +188,33 @@ def cmd_index_info(args: argparse.Namespace) -> int:
     info = {"path": args.index, **index.info(), "ids_sample": index.ids[:5]}
     rows = [[k, json.dumps(v) if isinstance(v, (dict, list)) else v] for k, v in info.items()]
     emit(info, [Table(f"index {args.index}", ["key", "value"], rows)], args.json)
+    return 0
+
+
+def cmd_index_tune(args: argparse.Namespace) -> int:
+    """Tune the index's search setting to ``--target`` on held-out query embeddings."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    from anymodal.retrieval.index import Index
+
+    index = Index.load(args.index)
+    try:
+        queries = load_file(args.queries).get("embeddings")
+    except (OSError, SafetensorError) as exc:
+        raise ConfigError(f"--queries {args.queries}: not a readable safetensors file "
+                          f"({exc})") from None
+    if queries is None:
+        raise ConfigError(f"--queries {args.queries}: no 'embeddings' tensor (write it with "
+                          "anymodal embed)")
+    result = index.tune(queries, target_recall=args.target, k=args.k)
+    index.save(args.index)
+    if args.json:
+        print_json(result.to_dict())
+        return 0
+    setting = ", ".join(f"{k}={v}" for k, v in result.settings.items()) or "nothing to tune"
+    print(f"{args.index}: {setting}: recall@{result.k} {result.recall:.3f} "
+          f"({'reaches' if result.reached else 'BELOW'} {result.target_recall}), "
+          f"{result.qps:,.0f} queries/s, {result.speedup:.1f}x exact, on {result.queries} "
+          "queries")
     return 0

@@ -135,3 +135,26 @@ def test_two_processes_build_the_one_process_index(make_model: Any, tmp_path: Pa
                        progress=False, **IVF)
     queries = torch.nn.functional.normalize(torch.randn(6, model.embed_dim), dim=-1)
     assert_same_index(Index.load(out, model=model), want, queries)
+
+
+def test_cli_build_in_shards_equals_one_process(make_model: Any, tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    """``anymodal index build --shards DIR``: the path ``accelerate launch`` takes."""
+    from anymodal.cli import main
+
+    from .conftest import write_manifest
+
+    model = make_model()
+    model.save_pretrained(tmp_path / "model")
+    model = anymodal.load_model(tmp_path / "model")
+    rows = write_manifest(tmp_path / "data.jsonl", model, 40)
+    code = main(["index", "build", str(tmp_path / "model"), "-m", "c", "--data",
+                 str(tmp_path / "data.jsonl"), "-o", str(tmp_path / "cli.index"),
+                 "--batch-size", "8", "--shards", str(tmp_path / "work"), "--shard-size", "16",
+                 "--backend", "ivf", "--nlist", "4", "--nprobe", "2", "--no-progress", "--json"])
+    assert code == 0 and json.loads(capsys.readouterr().out)["rows"] == 40
+    want = Index.build(model, "c", [r["c"] for r in rows], [r["id"] for r in rows],
+                       batch_size=8, progress=False, **IVF)
+    queries = torch.nn.functional.normalize(torch.randn(4, model.embed_dim), dim=-1)
+    assert_same_index(Index.load(tmp_path / "cli.index", model=model), want, queries)
+    assert not (tmp_path / "work").exists()

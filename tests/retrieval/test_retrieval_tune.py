@@ -96,3 +96,25 @@ def test_bad_tune_arguments_are_config_errors() -> None:
         index.tune(clustered(5, 1), target_recall=1.5)
     with pytest.raises(anymodal.ConfigError, match="k must be"):
         index.tune(clustered(5, 1), k=501)
+
+
+def test_cli_index_tune_stores_the_setting(tmp_path: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from safetensors.torch import save_file
+
+    from anymodal.cli import main
+
+    Index(clustered(4000, 0), modality="x", backend="ivf", nprobe=1).save(tmp_path / "i.index")
+    save_file({"embeddings": clustered(100, 1)}, str(tmp_path / "q.safetensors"))
+    code = main(["index", "tune", str(tmp_path / "i.index"), "--queries",
+                 str(tmp_path / "q.safetensors"), "--target", "0.9", "--json"])
+    result = json.loads(capsys.readouterr().out)
+    assert code == 0 and result["reached"] and result["recall"] >= 0.9
+    loaded = Index.load(tmp_path / "i.index")
+    assert loaded.faiss_options.nprobe == result["settings"]["nprobe"] > 1
+    save_file({"other": clustered(3, 1)}, str(tmp_path / "bad.safetensors"))
+    code = main(["index", "tune", str(tmp_path / "i.index"), "--queries",
+                 str(tmp_path / "bad.safetensors")])
+    assert code != 0 and "no 'embeddings' tensor" in capsys.readouterr().err
