@@ -36,9 +36,12 @@ class Hit(NamedTuple):
 
 
 def _normalise(x: Tensor) -> Tensor:
+    """L2-normalised float rows; a NaN or infinite row is refused, named by its position."""
     x = x.detach().float()
-    if not bool(torch.isfinite(x).all()):
-        raise ValueError("embeddings contain NaN or infinite values")
+    bad = (~torch.isfinite(x).all(dim=1)).nonzero().flatten()
+    if bad.numel():
+        raise ValueError(f"{bad.numel()} embedding rows contain NaN or infinite values "
+                         f"(the first is row {int(bad[0])} of those added)")
     return torch.nn.functional.normalize(x, dim=-1)
 
 
@@ -318,6 +321,7 @@ class Index:
         """Read an index folder, verifying its checksums (and its model, when given).
 
         Args:
+            path: the index folder (written by :meth:`save`).
             model: when given, the index must have been built by this model.
             backend: use another backend than the saved one (a saved FAISS index is then
                 not used).
