@@ -63,6 +63,7 @@ def demo_overrides(objective: str, output_dir: Path, steps: int) -> dict[str, An
                  "val": {"kind": "synthetic", "size": 256, "seed": 1}, "batch_size": 64},
         "optim": {"lr": 2e-3, "warmup_steps": 10},
         "train": {"max_steps": steps, "output_dir": str(output_dir / objective),
+                  "overwrite": True,
                   "eval_every": 0, "checkpoint_every": 0, "log_every": 10},
         "logging": {"trackers": ["csv"], "progress": True},
     }
@@ -73,7 +74,7 @@ def _recall(model: MultiModalModel, index: Index, rows: list[dict[str, Any]],
     from anymodal.retrieval.search import search
 
     queries = [{key: row["items"][key] for key in keys} for row in rows]
-    results = search(model, queries, index, k=5)
+    results: list[list[Any]] = search(model, queries, index, k=5)  # type: ignore[assignment]
     top1 = top5 = 0
     for row, hits in zip(rows, results):
         found = [labels[str(hit.id)] == row["label"] for hit in hits]

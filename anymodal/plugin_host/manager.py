@@ -21,6 +21,7 @@ in the order given. A register hook may look up what loaded before it
 from __future__ import annotations
 
 import contextvars
+import functools
 import importlib
 import os
 import threading
@@ -194,16 +195,18 @@ class PluginManager:
     def _builtin_candidates(self) -> list[_Candidate]:
         return [
             _Candidate(mod, "anymodal", __version__, True,
-                       lambda mod=mod: importlib.import_module(mod))
+                       functools.partial(importlib.import_module, mod))
             for mod in BUILTIN_PLUGINS
         ]
 
     def _module_candidates(self) -> list[_Candidate]:
-        """Modules named in ``ANYMODAL_PLUGIN_MODULES`` (as pytest's ``-p``): a plugin in
-        development, or a test's, used without packaging it."""
+        """Modules named in ``ANYMODAL_PLUGIN_MODULES`` (as pytest's ``-p``).
+
+        A plugin in development, or a test's, is used so without packaging it.
+        """
         names = [n.strip() for n in os.environ.get("ANYMODAL_PLUGIN_MODULES", "").split(",")]
         return [_Candidate(n, "(ANYMODAL_PLUGIN_MODULES)", "", False,
-                           lambda n=n: importlib.import_module(n)) for n in names if n]
+                           functools.partial(importlib.import_module, n)) for n in names if n]
 
     def _entry_point_candidates(self) -> list[_Candidate]:
         candidates = []
@@ -330,6 +333,7 @@ class PluginManager:
         return self.plugins[registry.owner(name)]
 
     def failure_for(self, name: str) -> PluginFailure | None:
+        """The failure of the plugin or distribution ``name``, if it failed to load."""
         for failure in self.failures:
             if failure.name == name or failure.distribution == name:
                 return failure
@@ -406,6 +410,7 @@ def get_modality(name: str, **params: Any) -> ModalitySpec:
 
 
 def get_encoder_spec(name: str) -> EncoderSpec:
+    """The spec of the registered encoder ``name`` (a PluginError listing them otherwise)."""
     return get_plugin_manager().encoders.get(name)
 
 
@@ -465,8 +470,14 @@ def check_output_width(module: Any, modality: ModalitySpec, what: str) -> None:
 
 
 def lookup_registered(kind: str, name: str) -> Any:
-    """The spec ``name`` of ``kind`` (``"modalities"``, ``"encoders"``...), also from inside
-    a register hook, where it sees the plugins that loaded before (see the order above).
+    """The spec ``name`` of ``kind`` (``"modalities"``, ``"encoders"``...).
+
+    It also works from inside a register hook, where it sees the plugins that loaded
+    before (see the order above).
+
+    Args:
+        kind: the registry (``"modalities"``, ``"encoders"``, ``"objectives"``...).
+        name: the registered name.
 
     Raises:
         PluginError: ``name`` is not registered (yet).

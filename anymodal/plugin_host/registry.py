@@ -67,6 +67,7 @@ class Registry(Generic[T]):
         return self._entries[name].plugin
 
     def names(self) -> list[str]:
+        """Every registered name, sorted."""
         return sorted(self._entries)
 
     def __contains__(self, name: object) -> bool:
@@ -79,4 +80,5 @@ class Registry(Generic[T]):
         return len(self._entries)
 
     def items(self) -> list[tuple[str, RegistryEntry[T]]]:
+        """``(name, entry)`` pairs sorted by name."""
         return sorted(self._entries.items())

@@ -35,8 +35,11 @@ class CapturedStderr:
 
 
 def strip_native_prefix(line: str) -> str:
-    """``line`` without decord's ``[hh:mm:ss] /path/file.cc:N:`` or FFmpeg's
-    ``[mov,mp4 @ 0x55...]`` prefix."""
+    """``line`` without its native prefix.
+
+    The prefixes are decord's ``[hh:mm:ss] /path/file.cc:N:`` and FFmpeg's
+    ``[mov,mp4 @ 0x55...]``.
+    """
     line = line.strip()
     if line.startswith("[") and " @ 0x" in line.split("]", 1)[0]:
         return line.split("]", 1)[1].strip()

@@ -60,7 +60,8 @@ def parse_override(item: str) -> Override:
     if not sep or not key.strip() or key != key.strip():
         raise ConfigError(f"override {item!r} must look like key=value or key+=value")
     try:
-        value = OmegaConf.to_container(OmegaConf.from_dotlist([f"value={raw}"]))["value"]
+        parsed = OmegaConf.to_container(OmegaConf.from_dotlist([f"value={raw}"]))
+        value = parsed["value"] if isinstance(parsed, dict) else None
     except OmegaConfBaseException as exc:
         raise ConfigError(f"cannot parse override {item!r}: {exc}") from None
     return Override(key, value, merge, item)
@@ -123,7 +124,7 @@ def _valid_here(schema: type, key: str) -> list[str]:
     return [f.name for f in dataclasses.fields(tp)] if dataclasses.is_dataclass(tp) else []
 
 
-def check_keys(layers: Iterable[tuple[str, Mapping[str, Any]]], schema: type) -> None:
+def check_keys(layers: Iterable[tuple[str, Any]], schema: type) -> None:
     """Raise one :class:`ConfigError` listing every unknown key of every layer.
 
     Args:
@@ -132,6 +133,8 @@ def check_keys(layers: Iterable[tuple[str, Mapping[str, Any]]], schema: type) ->
     """
     problems = []
     for where, data in layers:
+        if not isinstance(data, Mapping):
+            continue  # not a mapping at all: merging it reports what it is
         for key in unknown_keys(data, schema):
             close = get_close_matches(key.rpartition(".")[2], _valid_here(schema, key), n=1)
             hint = f"; did you mean {close[0]!r}?" if close else ""
@@ -174,7 +177,7 @@ def _apply(config: DictConfig, item: Override, schema: type) -> None:
         if isinstance(current, DictConfig) and isinstance(value, Mapping):
             value = OmegaConf.merge(current, value)
         elif isinstance(current, ListConfig) and isinstance(value, list):
-            value = [*OmegaConf.to_container(current), *value]
+            value = [*current, *value]
         elif current is not None:
             raise ConfigError(f"override {item.text!r}: '+=' merges a mapping into a mapping "
                               f"or extends a list; {item.key!r} is {current!r}")

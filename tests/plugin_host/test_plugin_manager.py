@@ -1,7 +1,7 @@
 """The plugin manager against real (fake) distributions found by ``importlib.metadata``.
 
-In-process tests build their own :class:`anymodal.plugin_host.manager.PluginManager`, so the process's
-cached manager is untouched; the environment switches are real environment variables.
+In-process tests build their own :class:`~anymodal.plugin_host.manager.PluginManager`, so
+the process's cached manager is untouched; the environment switches are real environment variables.
 Tests of the CLI and of import-time lookups run ``python -m anymodal`` in a subprocess.
 """
 
@@ -172,7 +172,8 @@ def test_cli_table_lists_plugins_and_failures_and_an_import_time_lookup_does_not
     loaded = out[:out.index("plugins that failed to load")]
     assert "fake-good-a" in loaded and "vector_linear_a" in loaded
     assert "vector_mlp" in loaded and "anymodal.builtin.vector" in loaded
-    failed = out[out.index("plugins that failed to load"):]
+    # The reasons wrap at 80 columns: compare with the line breaks joined.
+    failed = " ".join(out[out.index("plugins that failed to load"):].split())
     for word in ("broken", "fake-broken", "1.2.3", "boom: calibration table missing",
                  "fake-dup", "0.3.0", "fake-widgets", "anymodal_register_widgets",
                  "fake-eager", "0.5.0", "PluginError", "while plugins were loading"):
