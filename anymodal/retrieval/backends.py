@@ -26,6 +26,7 @@ import torch
 from torch import Tensor
 
 from anymodal.errors import ConfigError
+from anymodal.kernels.running_topk import RunningTopK
 
 __all__ = ["BACKENDS", "FaissOptions", "FaissSearcher", "chunked_topk", "default_nlist",
            "default_train_size", "import_faiss", "rerank_exact"]
@@ -59,21 +60,11 @@ def chunked_topk(score_fn: Callable[[Tensor], Tensor], candidates: Tensor, k: in
     if not 1 <= k <= n:
         raise ValueError(f"k must be in [1, {n}], got {k}")
     device = torch.device(device) if device is not None else candidates.device
-    best_v: Tensor | None = None
-    best_i: Tensor | None = None
+    top = RunningTopK(k)  # the same running top-k as the tuple search (anymodal.kernels)
     for start in range(0, n, chunk_size):
         chunk = candidates[start:start + chunk_size].to(device, non_blocking=True)
-        scores = score_fn(chunk)
-        v, i = scores.topk(min(k, scores.shape[1]), dim=1)
-        i = i + start
-        if best_v is None or best_i is None:
-            best_v, best_i = v, i
-        else:
-            merged = torch.cat([best_v, v], dim=1)
-            best_v, pos = merged.topk(min(k, merged.shape[1]), dim=1)
-            best_i = torch.cat([best_i, i], dim=1).gather(1, pos)
-    assert best_v is not None and best_i is not None
-    return best_v, best_i
+        top.push(score_fn(chunk), offset=start)
+    return top.result()
 
 
 @torch.no_grad()
