@@ -232,13 +232,13 @@ def encoder(name: str, *, config: type, modality: str | None = None,
 
 
 def bind_encoder_params(spec: EncoderSpec, modality: ModalitySpec | None,
-                        params: Mapping[str, Any]) -> dict[str, Any]:
+                        params: Mapping[str, Any] | Any) -> dict[str, Any]:
     """``params`` completed with the options ``spec.binds`` takes from ``modality``.
 
     Args:
         spec: the encoder.
         modality: the configured modality it will read (``None``: nothing is bound).
-        params: the user's params.
+        params: the user's params (a mapping).
 
     An option that is ``None`` (unset) binds nothing.
 
@@ -246,6 +246,9 @@ def bind_encoder_params(spec: EncoderSpec, modality: ModalitySpec | None,
         ConfigError: a user param differs from the option it is bound to (the encoder
             would not fit its input), naming both.
     """
+    if not isinstance(params, Mapping):
+        raise ConfigError(f"encoder {spec.name!r}: params must be a mapping of names to "
+                          f"values, got {type(params).__name__}")
     out = dict(params)
     if modality is None or modality.config is None or not spec.binds:
         return out

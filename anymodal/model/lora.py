@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import difflib
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import MutableMapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -58,7 +58,7 @@ class LoraOptions:
     """
 
     r: int = 8
-    alpha: float = 16.0
+    alpha: int = 16
     dropout: float = 0.0
     target_modules: list[str] = field(default_factory=lambda: ["all-linear"])
 
@@ -169,6 +169,6 @@ def merge_lora(model: Any) -> int:
     config = getattr(model, "config", None)
     if merged and config is not None and "modalities" in config:
         for section in config.modalities.values():
-            if isinstance(section, Mapping) and section.get("lora"):
+            if isinstance(section, MutableMapping) and section.get("lora"):
                 section["lora"] = {}
     return merged

@@ -13,7 +13,7 @@ from anymodal.model.lora import ADAPTERS_FILE, merge_lora
 from anymodal.testing import check_trains_and_reloads, synthetic_batch
 from anymodal.training.optim import build_optimizer
 
-LORA = {"r": 4, "alpha": 8.0, "target_modules": ["net.0", "net.3"]}
+LORA = {"r": 4, "alpha": 8, "target_modules": ["net.0", "net.3"]}
 
 
 def _model(modalities: dict) -> anymodal.MultiModalModel:

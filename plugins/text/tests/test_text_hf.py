@@ -86,7 +86,7 @@ def test_trains_saves_and_reloads_bit_identically(tiny_bert: Path, tmp_path: Pat
 
 def test_lora_on_the_pretrained_tower_trains_only_adapters(tiny_bert: Path,
                                                            tmp_path: Path) -> None:
-    lora = {"r": 4, "alpha": 8.0, "target_modules": ["query", "value"]}
+    lora = {"r": 4, "alpha": 8, "target_modules": ["query", "value"]}
     model = check_trains_and_reloads({
         "text": {"encoder": "text_hf", "params": {"model": str(tiny_bert)}, "lora": lora},
         "v": {"modality": "vector"},
