@@ -158,3 +158,25 @@ def test_checkpoint_files_get_the_umask_permissions(tmp_path: Path, mask: int) -
     for file in path.rglob("*"):
         if file.is_file():
             assert stat.S_IMODE(file.stat().st_mode) == 0o666 & ~mask, file.name
+
+
+def test_train_resumes_from_the_previous_checkpoint_when_the_newest_is_damaged(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    # issue 14: a step_N without weights made every later resume=auto die with
+    # FileNotFoundError, although the complete step before it was on disk.
+    from anymodal.config import load_config
+    from anymodal.training import train
+    from tests.conftest import vector_overrides
+
+    overrides = vector_overrides(tmp_path, **{"train.checkpoint_every": 2, "train.keep": 3,
+                                              "data.val": "null"})
+    train(load_config(None, overrides))
+    steps = tmp_path / "run" / "checkpoints"
+    assert sorted(p.name for p in steps.iterdir()) == ["step_2", "step_4"]
+    next((steps / "step_4").glob("*.safetensors")).unlink()  # as a kill mid-delete left it
+    with caplog.at_level(logging.WARNING, logger="anymodal.training"):
+        result = train(load_config(None, [*overrides, "train.resume=auto",
+                                          "train.max_steps=6"]))
+    assert "step_4 skipped" in caplog.text
+    assert result.step == 6
+    assert latest_checkpoint(tmp_path / "run") == steps / "step_6"
