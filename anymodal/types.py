@@ -107,7 +107,9 @@ class ObjectiveSpec:
         name: registry name (``"clip"``, ``"symile"``...).
         factory: ``factory(config) -> nn.Module`` with
             ``forward(embeddings, logit_scale, present=None) -> dict`` (``"loss"`` is the
-            scalar) and ``score(query, candidates, logit_scale) -> Tensor[Q, C]``.
+            scalar) and ``score(query, candidates, logit_scale, missing=None) -> Tensor[Q,
+            C]``; subclassing :class:`anymodal.objectives.Objective` gives ``forward`` and
+            lets the objective declare the ``query_rule`` retrieval reads.
         config_cls: the dataclass of its parameters.
         description: one line for ``anymodal plugins``.
     """
@@ -116,7 +118,6 @@ class ObjectiveSpec:
     factory: Callable[[Any], torch.nn.Module]
     config_cls: type
     description: str = ""
-    tags: tuple[str, ...] = field(default_factory=tuple)
 
 
 @dataclass(frozen=True)
