@@ -177,3 +177,19 @@ def test_a_non_utf8_csv_row_is_one_bad_row(tmp_path: Path) -> None:
     (folder / "m.csv").write_bytes(b'v,label\n"1,2,3",1\n"1,2,\xff",2\n')
     data = ManifestDataset(folder / "m.csv", {"v": _vector()}, on_error="skip")
     assert len(data) == 2 and isinstance(data[1], BadRow) and data[0]["label"] == 1
+
+
+def _sleepy_load(source: Any) -> Any:
+    time.sleep(30)
+
+
+def test_the_load_timeout_works_inside_a_loader_worker(tmp_path: Path) -> None:
+    from torch.utils.data import DataLoader
+
+    slow = dataclasses.replace(_vector(), load=_sleepy_load)
+    manifest = _write(tmp_path / "set", [{"v": "1,2,3"}])
+    data = ManifestDataset(manifest, {"v": slow}, on_error="skip", load_timeout=0.3)
+    start = time.monotonic()
+    rows = list(DataLoader(data, batch_size=None, num_workers=1))
+    assert isinstance(rows[0], BadRow) and "did not load within" in rows[0].reason
+    assert time.monotonic() - start < 20
