@@ -6,9 +6,14 @@ heatmap (the objective's ``score``) of a sample batch; a 2-D PCA of the sample's
 embeddings coloured by modality, which shows the *modality gap* (each modality in its own
 cone); and Wang & Isola's alignment (per modality pair) and uniformity (per modality).
 
-The sample batch is synthetic (each plugin's ``synthesize``, shared labels, so a row's
-positives are the rows of its class) unless a manifest is given (then row ``i`` of one
-modality matches row ``i`` of another). Matplotlib draws with its Agg backend through
+The sample is the run's own validation data by default (the first ``n`` rows of its
+``data.val``), or a manifest given with ``--data``; a model without validation data gets
+synthetic rows (each plugin's ``synthesize``, shared labels). Recall is measured as
+``anymodal eval`` and training's validation measure it
+(:func:`anymodal.retrieval.evaluation.evaluate_retrieval`: the objective's own score, items
+identified by source so that repeated captions are one gallery item, ``source`` positives
+for rows read from files and ``label`` positives for synthetic rows), with chance R@1
+beside it; the page names the rule. Matplotlib draws with its Agg backend through
 ``matplotlib.figure.Figure``: no display and no global pyplot state.
 """
 
@@ -29,8 +34,6 @@ from torch import Tensor
 from anymodal.errors import ConfigError, DataError
 from anymodal.retrieval.metrics import (
     alignment,
-    positives_from_labels,
-    retrieval_metrics,
     uniformity,
 )
 
@@ -68,31 +71,65 @@ def read_metrics(path: str | Path) -> list[dict[str, Any]]:
     return records
 
 
+@dataclass
+class Sample:
+    """The rows a report measures, embedded.
+
+    Attributes:
+        embeddings: modality -> ``[n, D]`` (rows that have every modality).
+        labels: ``[n]``: class labels, or the row number when there are none.
+        keys: modality -> the ``n`` item keys (source identities; equal keys, one item).
+        positives: the positives rule for recall (``source`` or ``label``).
+        origin: where the rows came from (for the page).
+    """
+
+    embeddings: dict[str, Tensor]
+    labels: Tensor
+    keys: dict[str, list[str]]
+    positives: str
+    origin: str
+
+
 @torch.no_grad()
 def sample_embeddings(model: MultiModalModel, n: int = 256, data: str | Path | None = None,
                       seed: int = 0) -> tuple[dict[str, Tensor], Tensor]:
     """Matched embeddings of every modality for ``n`` rows, and the positives' labels.
 
-    Returns:
-        ``({m: [n, D]}, labels [n])``: rows with equal labels are each other's positives
-        (class labels for synthetic data, the row number for a manifest).
-    """
-    if data is None:
-        from accelerate.utils import send_to_device
+    Args:
+        model: the model.
+        n: rows.
+        data: a manifest (default: synthetic rows).
+        seed: the synthetic rows' seed.
 
-        # One class per row shared by every modality, as the synthetic training data does.
-        num_classes = min(max(s.num_classes, 1) for s in model.modalities.values())
-        labels = torch.randint(0, num_classes, (n,),
-                               generator=torch.Generator().manual_seed(seed))
-        was_training = model.training
-        model.eval()
-        out = {}
-        for slot, (key, spec) in enumerate(model.modalities.items()):
-            g = torch.Generator().manual_seed(seed * 1009 + slot)
-            items = spec.synthesize(n, g, labels)
-            out[key] = model.encode(key, send_to_device(spec.collate(items), model.device)).cpu()
-        model.train(was_training)
-        return out, labels
+    Returns:
+        ``({m: [n, D]}, labels [n])``: class labels for synthetic data, the row number for
+        a manifest.
+    """
+    sample = _synthetic_sample(model, n, seed) if data is None else _manifest_sample(model, n, data)
+    return sample.embeddings, sample.labels
+
+
+@torch.no_grad()
+def _synthetic_sample(model: MultiModalModel, n: int, seed: int) -> Sample:
+    from accelerate.utils import send_to_device
+
+    # One class per row shared by every modality, as the synthetic training data does.
+    num_classes = min(max(s.num_classes, 1) for s in model.modalities.values())
+    labels = torch.randint(0, num_classes, (n,), generator=torch.Generator().manual_seed(seed))
+    was_training = model.training
+    model.eval()
+    out = {}
+    for slot, (key, spec) in enumerate(model.modalities.items()):
+        g = torch.Generator().manual_seed(seed * 1009 + slot)
+        items = spec.synthesize(n, g, labels)
+        out[key] = model.encode(key, send_to_device(spec.collate(items), model.device)).cpu()
+    model.train(was_training)
+    keys = {m: [str(i) for i in range(n)] for m in out}
+    return Sample(out, labels, keys, "label", f"{n} synthetic rows")
+
+
+@torch.no_grad()
+def _manifest_sample(model: MultiModalModel, n: int, data: str | Path) -> Sample:
     from anymodal.retrieval.evaluation import EmbeddedManifest, _key
 
     manifest = EmbeddedManifest(model, data)
@@ -104,21 +141,68 @@ def sample_embeddings(model: MultiModalModel, n: int = 256, data: str | Path | N
         raise DataError(data, "the report needs at least two rows with every modality "
                         f"of the model ({sorted(model.modalities)})")
     out = {m: torch.stack([embedded[m][_key(r[m])] for r in rows]) for m in embedded}
-    return out, torch.arange(len(rows))
+    keys = {m: [_key(r[m]) for r in rows] for m in embedded}
+    return Sample(out, torch.arange(len(rows)), keys, "source", f"{len(rows)} rows of {data}")
 
 
-def measures(model: MultiModalModel, embeddings: dict[str, Tensor], labels: Tensor
+@torch.no_grad()
+def _validation_sample(model: MultiModalModel, n: int) -> Sample | None:
+    """The first ``n`` rows of the run's ``data.val`` with every modality, or ``None``."""
+    from accelerate.utils import send_to_device
+
+    from anymodal.data.build import build_dataset
+    from anymodal.data.collate import BadRow, collate_rows
+    from anymodal.data.synthetic import SyntheticDataset
+
+    split = model.config.data.get("val")
+    if split is None:
+        return None
+    dataset = build_dataset(split, model.modalities, False, "skip")
+    rows = []
+    for index in range(len(dataset)):  # type: ignore[arg-type]
+        row = dataset[index]
+        if not isinstance(row, BadRow) and set(row["items"]) == set(model.modalities):
+            rows.append(row)
+        if len(rows) == n:
+            break
+    if len(rows) < 2:
+        return None
+    synthetic = isinstance(dataset, SyntheticDataset)
+    was_training = model.training
+    model.eval()
+    batch = send_to_device(collate_rows(rows, model.modalities), model.device)
+    out = {m: x.float().cpu() for m, x in model(batch).items()}
+    model.train(was_training)
+    keys = {m: [str(r.get("keys", {}).get(m, i)) for i, r in enumerate(rows)] for m in out}
+    labels = (torch.tensor([r["label"] for r in rows]) if synthetic
+              else torch.arange(len(rows)))
+    positives = str(model.config.get("eval", {}).get("positives") or
+                    ("label" if synthetic else "source"))
+    where = split.path or f"synthetic seed {split.seed}"
+    return Sample(out, labels, keys, positives, f"{len(rows)} validation rows ({where})")
+
+
+def measures(model: MultiModalModel, embeddings: dict[str, Tensor], labels: Tensor,
+             keys: dict[str, list[str]] | None = None, positives: str = "label"
              ) -> dict[str, Any]:
     """Alignment per pair, uniformity per modality, the gap between modality centroids,
-    and recall@1/5/10 of every ordered pair, on a sample batch."""
+    and retrieval (R@1/5/10, MRR, mAP, chance R@1) on the sample, by eval's rule.
+
+    Args:
+        model: the model.
+        embeddings: modality -> ``[n, D]``.
+        labels: ``[n]`` labels (``label`` positives).
+        keys: modality -> item keys (default: every row its own item).
+        positives: ``label`` or ``source``.
+    """
+    from anymodal.retrieval.evaluation import EmbeddedRows, default_tasks, evaluate_retrieval
+
     names = list(embeddings)
     pair_names = [(a, b) for a, b in permutations(names, 2)]
-    positives = positives_from_labels(labels, labels)
-    recall = {}
-    for a, b in pair_names:
-        scores = model.score({a: embeddings[a].to(model.device)},
-                             embeddings[b].to(model.device), target=b).float().cpu()
-        recall[f"{a}->{b}"] = retrieval_metrics(scores, positives)
+    present = {m: torch.ones(len(labels), dtype=torch.bool) for m in names}
+    rows = EmbeddedRows(embeddings, present, labels, keys, name="the report's sample")
+    recall = evaluate_retrieval(model, rows, default_tasks(names), ks=(1, 5, 10),
+                                positives=positives)
     return {
         "alignment": {f"{a}-{b}": alignment(embeddings[a], embeddings[b])
                       for a, b in pair_names if a < b},
@@ -126,6 +210,7 @@ def measures(model: MultiModalModel, embeddings: dict[str, Tensor], labels: Tens
         "modality_gap": {f"{a}-{b}": float((embeddings[a].mean(0) - embeddings[b].mean(0))
                                            .norm()) for a, b in pair_names if a < b},
         "recall": recall,
+        "positives": positives,
         "rows": len(labels),
     }
 
@@ -210,7 +295,8 @@ def _plot_measures(ax: Axes, result: dict[str, Any]) -> None:
 def _html(title: str, png: Path, result: dict[str, Any]) -> str:
     encoded = base64.b64encode(png.read_bytes()).decode("ascii")
     rows = "".join(f"<tr><td>{html.escape(task)}</td>" + "".join(
-        f"<td>{m[k]:.3f}</td>" for k in ("R@1", "R@5", "R@10", "MRR", "mAP")) + "</tr>"
+        f"<td>{m[k]:.3f}</td>" for k in ("R@1", "chance_R@1", "R@5", "R@10", "MRR", "mAP"))
+        + "</tr>"
         for task, m in result["recall"].items())
     measures_rows = "".join(
         f"<tr><td>{html.escape(kind)}</td><td>{html.escape(key)}</td><td>{value:.4f}</td></tr>"
@@ -222,8 +308,12 @@ def _html(title: str, png: Path, result: dict[str, Any]) -> str:
 td,th{{border:1px solid #ccc;padding:2px 8px;text-align:right}}</style></head>
 <body><h1>{html.escape(title)}</h1>
 <img src="data:image/png;base64,{encoded}" style="max-width:100%">
-<h2>Recall on the sample batch ({result["rows"]} rows)</h2>
-<table><tr><th>task</th><th>R@1</th><th>R@5</th><th>R@10</th><th>MRR</th><th>mAP</th></tr>
+<h2>Retrieval on {html.escape(str(result.get("sample", f"{result['rows']} rows")))}</h2>
+<p>Ranked by the objective's own score; positives: {html.escape(result["positives"])}
+({"a target paired with the query on some row" if result["positives"] == "source"
+  else "any target of the query's class"}); chance is R@1 of a random ranking.</p>
+<table><tr><th>task</th><th>R@1</th><th>chance</th><th>R@5</th><th>R@10</th><th>MRR</th>
+<th>mAP</th></tr>
 {rows}</table>
 <h2>Alignment, uniformity and modality gap</h2>
 <table><tr><th>measure</th><th>of</th><th>value</th></tr>{measures_rows}</table>
@@ -239,7 +329,8 @@ def write_report(run_dir: str | Path, output_dir: str | Path | None = None,
         run_dir: a training output folder (``metrics.jsonl`` and ``model/``), or a model
             folder itself (no curves then).
         output_dir: where to write (default ``<run_dir>/report``).
-        data: a manifest for the sample batch (default: synthetic data).
+        data: a manifest for the sample (default: the run's validation data, or synthetic
+            rows when it has none).
         n: rows of the sample batch.
     """
     from matplotlib.figure import Figure
@@ -252,8 +343,11 @@ def write_report(run_dir: str | Path, output_dir: str | Path | None = None,
         raise ConfigError(f"{run} has no trained model (expected {run / 'model'})")
     model = load_model(model_dir)
     records = read_metrics(run / "metrics.jsonl")
-    embeddings, labels = sample_embeddings(model, n, data, seed)
-    result = measures(model, embeddings, labels)
+    sample = (_manifest_sample(model, n, data) if data is not None
+              else _validation_sample(model, n) or _synthetic_sample(model, n, seed))
+    embeddings, labels = sample.embeddings, sample.labels
+    result = measures(model, embeddings, labels, sample.keys, sample.positives)
+    result["sample"] = sample.origin
     out = Path(output_dir) if output_dir is not None else run / "report"
     out.mkdir(parents=True, exist_ok=True)
     fig = Figure(figsize=(16, 9), layout="constrained")

@@ -22,8 +22,13 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from accelerate import Accelerator, DataLoaderConfiguration, DistributedDataParallelKwargs
-from accelerate.utils import set_seed
+from accelerate import (
+    Accelerator,
+    DataLoaderConfiguration,
+    DistributedDataParallelKwargs,
+    PartialState,
+)
+from accelerate.utils import broadcast_object_list, set_seed
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import IterableDataset
 
@@ -40,6 +45,7 @@ from .checkpoint import TrainerState, latest_checkpoint, load_checkpoint, save_c
 from .collapse import LossWatch, collapsed_modalities
 from .context import Run, TrainContext
 from .evaluate import evaluate
+from .generators import ModuleGenerators
 from .gradcache import GradCache
 from .optim import build_optimizer, build_scheduler
 from .policies import (
@@ -50,6 +56,7 @@ from .policies import (
     known_bad_rows,
     on_nonfinite,
 )
+from .rundir import OutputLock, RunRecord, claim_output_dir
 from .signals import StopRequest, catch_stop_signals
 from .summary import print_end, print_start
 from .tracking import MetricsLog, make_trackers
@@ -97,8 +104,15 @@ def train(config: DictConfig) -> TrainResult:
         A :class:`TrainResult`; ``stopped`` is true when a signal ended the run early.
     """
     started = time.perf_counter()
-    # 1. Build the accelerator, the model, the data and the optimiser, and prepare them.
-    run = _build(config)
+    # 0. Own the output folder: its lock, this run's id, no other run's files adopted.
+    record, lock = _claim_output_dir(config)
+    try:
+        # 1. Build the accelerator, the model, the data and the optimiser, and prepare them.
+        run = _build(config, record.run_id)
+    except BaseException:
+        if lock is not None:
+            lock.release()
+        raise
     acc = run.accelerator
     try:
         acc.init_trackers(config.logging.project,
@@ -115,8 +129,45 @@ def train(config: DictConfig) -> TrainResult:
             _finish(run, time.perf_counter() - started)
     finally:
         acc.end_training()
+        if lock is not None:
+            lock.release()
     return TrainResult(run.output_dir, run.state.step, run.final_metrics, run.state.best or {},
                        stopped, _wait_fraction(run))
+
+
+# -- 0. the output folder -----------------------------------------------------------------------
+
+
+def _use_cpu(config: DictConfig) -> bool:
+    return (not torch.cuda.is_available()) if config.train.cpu is None else bool(config.train.cpu)
+
+
+def _resuming(config: DictConfig) -> bool:
+    # YAML reads a bare `no` as false: both mean "start afresh".
+    return str(config.train.resume).lower() not in ("no", "false", "none", "")
+
+
+def _claim_output_dir(config: DictConfig) -> tuple[RunRecord, OutputLock | None]:
+    """The main process locks the folder and records the run; every process learns the
+    outcome (a refusal is raised everywhere, so that no process waits for the others)."""
+    state = PartialState(cpu=_use_cpu(config))
+    lock, outcome = None, None
+    if state.is_main_process:
+        lock = OutputLock(Path(config.train.output_dir))
+        try:
+            lock.acquire()
+            outcome = claim_output_dir(config, _resuming(config))
+        except AnymodalError as exc:
+            lock.release()
+            lock, outcome = None, exc
+    if state.num_processes > 1:
+        shared = [outcome]
+        broadcast_object_list(shared)
+        outcome = shared[0]
+    if isinstance(outcome, BaseException):
+        raise outcome
+    assert isinstance(outcome, RunRecord)
+    return outcome, lock
 
 
 # -- 1. build ---------------------------------------------------------------------------------
@@ -124,7 +175,7 @@ def train(config: DictConfig) -> TrainResult:
 
 def _make_accelerator(config: DictConfig) -> Accelerator:
     t = config.train
-    cpu = (not torch.cuda.is_available()) if t.cpu is None else bool(t.cpu)
+    cpu = _use_cpu(config)
     Path(t.output_dir).mkdir(parents=True, exist_ok=True)
     return Accelerator(
         cpu=cpu,
@@ -163,7 +214,7 @@ def modality_dropout(config: DictConfig, model: MultiModalModel) -> ModalityDrop
     return ModalityDropout(float(p), int(md.min_present), int(config.train.seed))
 
 
-def _build(config: DictConfig) -> Run:
+def _build(config: DictConfig, run_id: str) -> Run:
     """Make the accelerator, model, datasets, loaders, optimiser and scheduler, prepared."""
     acc = _make_accelerator(config)
     set_seed(config.train.seed)
@@ -195,8 +246,11 @@ def _build(config: DictConfig) -> Run:
         model, optimizer, loader, scheduler = acc.prepare(model, optimizer, loader, scheduler)
     if val_loader is not None:
         val_loader = acc.prepare(val_loader)
+    generators = ModuleGenerators(acc.unwrap_model(model))
+    if any(True for _ in generators.generators()):  # e.g. Symile's negatives: n
+        acc.register_for_checkpointing(generators)
     output_dir = Path(config.train.output_dir)
-    run = Run(config, output_dir, "", acc, model, acc.unwrap_model(model), optimizer,
+    run = Run(config, output_dir, run_id, acc, model, acc.unwrap_model(model), optimizer,
                scheduler, train_set, loader, streaming, val_set, val_loader, TrainerState(),
                MetricsLog(output_dir) if acc.is_main_process else None)
     if _chance_is_ln_batch(config):
@@ -220,10 +274,9 @@ def _chance_is_ln_batch(config: DictConfig) -> bool:
 
 
 def _resume(run: Run) -> None:
-    choice = str(run.config.train.resume)
-    # YAML reads a bare `no` as false: both mean "start afresh".
-    if choice.lower() in ("no", "false", "none", ""):
+    if not _resuming(run.config):
         return
+    choice = str(run.config.train.resume)
     path = latest_checkpoint(run.output_dir) if choice == "auto" else Path(choice)
     if path is None:
         return
@@ -440,7 +493,8 @@ def _finish(run: Run, seconds: float) -> None:
     if acc.is_main_process:
         run.raw_model.save_pretrained(run.output_dir / "model")
         print_end(run.output_dir, run.state.step, run.final_metrics, run.state.best or {},
-                  run.state.bad_rows, seconds, _wait_fraction(run))
+                  run.state.bad_rows, seconds, _wait_fraction(run),
+                  positives_rule(run.config, run.val_set))
 
 
 def _flat(tree: Any, prefix: str = "") -> dict[str, Any]:

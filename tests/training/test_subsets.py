@@ -35,7 +35,7 @@ def test_hidden_sets_keep_min_present_and_follow_p() -> None:
     assert per_epoch[0] != per_epoch[1]
     assert hidden_modalities(["a", "b"], rule, 0, 3) == set()  # nothing left to hide
     assert hidden_modalities(keys, ModalityDropout(p=0.0), 0, 3) == set()
-    with pytest.raises(ConfigError, match="modality_dropout.p"):
+    with pytest.raises(ConfigError, match=r"modality_dropout\.p"):
         ModalityDropout(p=1.5)
 
 
@@ -95,9 +95,10 @@ def _three_views(tmp_path: Path, objective: str, *extra: str) -> dict[str, float
 @pytest.mark.slow
 @pytest.mark.parametrize("objective", ["symile", "gram"])
 def test_default_settings_answer_every_sub_tuple_query(tmp_path: Path, objective: str) -> None:
-    """Held-out rows (val seed 1; 16 classes, chance R@1 ~0.066), label positives, each objective's own score through
-    anymodal.retrieval: one- and two-modality queries well above chance with the defaults,
-    and the all-others query no worse than without subset-consistent training."""
+    """Held-out rows (val seed 1; 16 classes, chance R@1 ~0.066), label positives, each
+    objective's own score through anymodal.retrieval: one- and two-modality queries well
+    above chance with the defaults, and the all-others query no worse than without
+    subset-consistent training."""
     on = _three_views(tmp_path / "on", objective)
     off = _three_views(tmp_path / "off", objective, "train.modality_dropout.p=0")
     singles = [f"{a}->{b}" for a in "abc" for b in "abc" if a != b]

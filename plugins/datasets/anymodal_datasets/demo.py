@@ -37,7 +37,7 @@ def _overrides(data_dir: Path, output_dir: Path, limit: int | None, steps: int |
                ) -> list[str]:
     overrides = [f"data.train.path={data_dir / 'train.jsonl'}",
                  f"data.val.path={data_dir / 'val.jsonl'}", f"train.output_dir={output_dir}",
-                 "train.resume=no", "train.checkpoint_every=0"]
+                 "train.overwrite=true", "train.resume=no", "train.checkpoint_every=0"]
     if steps:
         overrides += [f"train.max_steps={steps}", f"train.eval_every={steps}"]
     if limit:  # 8 of every 10 digits are training rows: keep at least two batches
