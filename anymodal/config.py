@@ -13,7 +13,7 @@ import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
@@ -39,6 +39,7 @@ __all__ = [
     "TrainConfig",
     "check_ranges",
     "load_config",
+    "plain",
     "to_yaml",
     "validate_config",
 ]
@@ -484,8 +485,7 @@ def validate_config(config: DictConfig) -> None:
             f"{suggest(name, manager.objectives.names())}"
         )
     try:
-        build_params(manager.objectives.get(name).config_cls,
-                     OmegaConf.to_container(config.objective.params, resolve=True),
+        build_params(manager.objectives.get(name).config_cls, plain(config.objective.params),
                      f"objective {name!r}")
     except ConfigError as exc:
         raise ConfigError(f"objective.params: {exc}") from None
@@ -503,7 +503,7 @@ def _check_modality(key: str, mod: Any, manager: Any) -> None:
             + _install_hint(kind)
         )
     try:
-        spec = get_modality(kind, **OmegaConf.to_container(mod.options, resolve=True))
+        spec = get_modality(kind, **plain(mod.options))
     except ConfigError as exc:
         raise ConfigError(f"{where}.options: {exc}") from None
     encoder = mod.encoder or spec.default_encoder
@@ -531,6 +531,17 @@ def _install_hint(kind: str) -> str:
     if failure is not None:
         return f" (plugin {failure.name!r} failed to load: {failure.reason})"
     return f" (is its plugin installed? e.g. pip install anymodal-{kind})"
+
+
+def plain(node: Any) -> dict[str, Any]:
+    """A config mapping (options, params) as a plain ``dict``, interpolations resolved.
+
+    Args:
+        node: a ``DictConfig`` mapping, or ``None`` (an empty mapping).
+    """
+    if node is None:
+        return {}
+    return cast(dict[str, Any], OmegaConf.to_container(node, resolve=True))
 
 
 def to_yaml(config: DictConfig) -> str:

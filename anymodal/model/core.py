@@ -21,7 +21,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from anymodal._version import __version__
-from anymodal.config import ExperimentConfig, load_config, to_yaml
+from anymodal.config import ExperimentConfig, load_config, plain, to_yaml
 from anymodal.errors import ArtifactError, ConfigError
 from anymodal.model import io
 from anymodal.model.embed import embed_items
@@ -84,7 +84,8 @@ class MultiModalModel(nn.Module):
         super().__init__()
         if not isinstance(config, DictConfig):
             config = OmegaConf.structured(config)
-        self.config = config
+        assert isinstance(config, DictConfig)  # for the type checker: structured() makes one
+        self.config: DictConfig = config
         self.embed_dim = int(config.model.embed_dim)
         self.normalize = bool(config.model.normalize)
         self.modalities: dict[str, ModalitySpec] = {}
@@ -95,10 +96,9 @@ class MultiModalModel(nn.Module):
         self.adapted: set[str] = set()
         for key, mod in config.modalities.items():
             kind = mod.modality or key
-            spec = get_modality(kind, **OmegaConf.to_container(mod.options, resolve=True))
+            spec = get_modality(kind, **plain(mod.options))
             name = mod.encoder or spec.default_encoder
-            encoder = create_encoder(name, spec,
-                                     **OmegaConf.to_container(mod.params, resolve=True))
+            encoder = create_encoder(name, spec, **plain(mod.params))
             if adapt_encoder(encoder, mod, f"modalities.{key}"):  # LoRA / partial freezing
                 self.adapted.add(key)
             self.modalities[key] = spec
@@ -117,7 +117,7 @@ class MultiModalModel(nn.Module):
         )
         self.logit_scale_max = float(config.model.logit_scale_max)
         self.objective = create_objective(
-            config.objective.name, **OmegaConf.to_container(config.objective.params, resolve=True)
+            config.objective.name, **plain(config.objective.params)
         )
 
     # -- modes -----------------------------------------------------------------------------
