@@ -27,8 +27,14 @@ KEYS_KEY = "item_keys"
 
 
 def key_code(key: str) -> int:
-    """A source key as a non-negative int64 (tensors gather across processes, strings do
-    not); 56 bits of BLAKE2b make a collision within one validation set negligible."""
+    """A source key as a non-negative int64.
+
+    Tensors gather across processes, strings do not; 56 bits of BLAKE2b make a collision
+    within one validation set negligible.
+
+    Args:
+        key: the source key (:func:`anymodal.data.rows.source_key`).
+    """
     return int.from_bytes(hashlib.blake2b(key.encode("utf-8", "surrogatepass"),
                                           digest_size=7).digest(), "big")
 
@@ -43,12 +49,15 @@ class BadRow:
     reason: str
 
     def as_record(self) -> dict[str, Any]:
+        """The row as a JSON-ready record (``bad_samples.jsonl``)."""
         return {"index": self.index, "id": self.id, "source": self.source, "reason": self.reason}
 
 
 def collate_rows(rows: list[Row | BadRow], modalities: Mapping[str, ModalitySpec]) -> Batch:
-    """Collate rows into ``{key: collated, "present": {key: BoolTensor[B]}, "ids", "labels",
-    "bad"}``. Each modality's plugin collates only the rows that have it.
+    """Collate rows into a batch with presence masks.
+
+    The batch is ``{key: collated, "present": {key: BoolTensor[B]}, "ids", "labels", "bad",
+    "item_keys"}``; each modality's plugin collates only the rows that have it.
 
     ``item_keys[key]`` codes each row's source of that modality (:func:`key_code`; -1
     where the row has no source key, e.g. synthetic rows), so that validation can tell a

@@ -20,9 +20,15 @@ ON_ERROR_CHOICES = ("skip", "raise")
 
 
 def source_key(value: Any) -> str:
-    """The identity of a source value: rows with equal keys hold the same item (a caption
-    repeated on many rows, a clip listed twice). ``anymodal eval`` identifies items the
-    same way, so validation in training counts positives and duplicates as eval does."""
+    """The identity of a source value: rows with equal keys hold the same item.
+
+    A caption repeated on many rows, or a clip listed twice, is one item. ``anymodal eval``
+    identifies items the same way, so validation in training counts positives and
+    duplicates as eval does.
+
+    Args:
+        value: a manifest cell (a path, inline text, or a JSON value).
+    """
     return value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
 
 

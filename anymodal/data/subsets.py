@@ -59,6 +59,7 @@ class ModalityDropout:
 
     @property
     def active(self) -> bool:
+        """Whether any row hides anything (``p > 0``)."""
         return self.p > 0
 
 
@@ -68,6 +69,9 @@ def hidden_modalities(present: list[str], dropout: ModalityDropout, epoch: int, 
 
     Args:
         present: the row's modality keys, in a fixed order.
+        dropout: the hiding rule.
+        epoch: the pass over the data.
+        row: the row's index in the dataset.
     """
     if not dropout.active or len(present) <= dropout.min_present:
         return set()
@@ -100,6 +104,7 @@ class EpochSampler(Sampler[int]):
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
+        """Set the epoch of the next pass (Accelerate calls this)."""
         self.epoch = int(epoch)
 
     def __len__(self) -> int:
@@ -113,8 +118,9 @@ class EpochSampler(Sampler[int]):
 
 
 class EpochRows(Dataset[Any]):
-    """A map-style dataset read through :class:`EpochSampler` indices, each row hiding the
-    modalities :func:`hidden_modalities` picks.
+    """A map-style dataset read through :class:`EpochSampler` indices.
+
+    Each row hides the modalities :func:`hidden_modalities` picks for its epoch.
 
     Args:
         dataset: the training set (rows ``{"id", "label", "items"}`` or :class:`BadRow`).

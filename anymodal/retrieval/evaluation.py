@@ -57,6 +57,7 @@ class Task:
 
     @property
     def name(self) -> str:
+        """The task as written: ``a->b`` or ``a+b->c``."""
         return f"{'+'.join(self.query)}->{self.target}"
 
 
@@ -88,8 +89,9 @@ def parse_tasks(spec: str | Iterable[str], modalities: Iterable[str]) -> list[Ta
 
 
 def default_tasks(modalities: Iterable[str]) -> list[Task]:
-    """Every ordered single-modality pair, plus all-others -> each (with three or more
-    modalities; with two, all-others -> each is a pair already).
+    """Every ordered single-modality pair, plus all-others -> each.
+
+    With two modalities all-others -> each is a pair already, so only pairs come back.
 
     Args:
         modalities: the model's modality keys, in order.
@@ -102,8 +104,11 @@ def default_tasks(modalities: Iterable[str]) -> list[Task]:
 
 
 def _key(value: Any) -> str:
-    """A hashable identity of a source value (inline lists are JSON-encoded); training's
-    validation identifies items by the same rule (:func:`anymodal.data.rows.source_key`)."""
+    """A hashable identity of a source value (inline lists are JSON-encoded).
+
+    Training's validation identifies items by the same rule
+    (:func:`anymodal.data.rows.source_key`).
+    """
     from anymodal.data.rows import source_key
 
     return source_key(value)
@@ -148,6 +153,7 @@ class EmbeddedRows:
                 row[self.label_key] = None if label < 0 else int(label)
 
     def columns(self) -> set[str]:
+        """The modalities some row has."""
         return set(self._embedded)
 
     def embedded(self, modality: str) -> dict[str, Tensor]:
@@ -155,6 +161,7 @@ class EmbeddedRows:
         return self._embedded.get(modality, {})
 
     def label(self, row: Mapping[str, Any]) -> Any:
+        """A row's class label (``None`` when unknown)."""
         return row.get(self.label_key)
 
 
@@ -186,6 +193,7 @@ class EmbeddedManifest:
         self._cache: dict[str, dict[str, Tensor]] = {}
 
     def columns(self) -> set[str]:
+        """The manifest's columns."""
         return set().union(*(row.keys() for row in self.rows))
 
     def embedded(self, modality: str) -> dict[str, Tensor]:
@@ -224,6 +232,7 @@ class EmbeddedManifest:
         return self._cache[modality]
 
     def label(self, row: Mapping[str, Any]) -> Any:
+        """A row's value in the label column (``None`` when absent)."""
         return row.get(self.label_key)
 
 
@@ -302,10 +311,12 @@ def evaluate_retrieval(model: MultiModalModel, data: EmbeddedManifest | Embedded
     """R@k, median rank, MRR and mAP for each task (see the module doc).
 
     Args:
+        model: the model (its objective's score ranks).
         data: the manifest, an :class:`EmbeddedManifest` shared with other calls, or
             :class:`EmbeddedRows` already embedded.
         tasks: tasks or their string form (``None``: :func:`default_tasks` of the model's
             modalities that the data has).
+        ks: the cut-offs of R@k.
         positives: ``source`` (targets paired with the query on some row) or ``label``.
         block: queries scored at once (memory ``block x gallery``).
 
@@ -358,8 +369,10 @@ def read_classes(path: str | Path) -> list[str]:
 
 
 def _label_index(label: Any, classes: Sequence[str], by_name: bool = False) -> int | None:
-    """A row's label as a class position: an integer, or a class name (``by_name``: only
-    the label's string form, as prototype classes are named)."""
+    """A row's label as a class position: an integer, or a class name.
+
+    With ``by_name``, only the label's string form counts, as prototype classes are named.
+    """
     if label is None:
         return None
     if by_name or (isinstance(label, str) and label in classes):
@@ -418,6 +431,8 @@ def zero_shot(model: MultiModalModel, data: EmbeddedManifest | str | Path, *,
     """Top-k accuracy of classifying each modality's labelled items (see the module doc).
 
     Args:
+        model: the model.
+        data: the labelled items (a manifest or an :class:`EmbeddedManifest`).
         classes: class names; row labels are their positions or the names themselves.
         template: the prompt, ``{}`` standing for the class name.
         class_modality: the modality prompts are embedded in (default ``text``).
@@ -426,6 +441,7 @@ def zero_shot(model: MultiModalModel, data: EmbeddedManifest | str | Path, *,
         prototype_data: the manifest the prototypes come from (default ``data``).
         modalities: the modalities to classify (default: every model modality in the
             manifest other than the class modality).
+        ks: the k of top-k accuracy.
 
     Returns:
         modality -> ``{"top1": ..., "top5": ..., "items": ..., "classes": ...}``.

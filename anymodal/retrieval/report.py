@@ -185,8 +185,9 @@ def _validation_sample(model: MultiModalModel, n: int) -> Sample | None:
 def measures(model: MultiModalModel, embeddings: dict[str, Tensor], labels: Tensor,
              keys: dict[str, list[str]] | None = None, positives: str = "label"
              ) -> dict[str, Any]:
-    """Alignment per pair, uniformity per modality, the gap between modality centroids,
-    and retrieval (R@1/5/10, MRR, mAP, chance R@1) on the sample, by eval's rule.
+    """Alignment, uniformity, modality gap and retrieval on a sample, by eval's rule.
+
+    Retrieval is R@1/5/10, MRR, mAP and chance R@1 of the default tasks.
 
     Args:
         model: the model.
@@ -332,6 +333,7 @@ def write_report(run_dir: str | Path, output_dir: str | Path | None = None,
         data: a manifest for the sample (default: the run's validation data, or synthetic
             rows when it has none).
         n: rows of the sample batch.
+        seed: the seed of synthetic sample rows.
     """
     from matplotlib.figure import Figure
 

@@ -19,7 +19,7 @@ from collections import deque
 
 import torch
 
-__all__ = ["COLLAPSE_COSINE", "LossWatch", "mean_pairwise_cosine", "collapsed_modalities"]
+__all__ = ["COLLAPSE_COSINE", "LossWatch", "collapsed_modalities", "mean_pairwise_cosine"]
 
 logger = logging.getLogger("anymodal.training")
 
@@ -33,7 +33,8 @@ def mean_pairwise_cosine(x: torch.Tensor, max_rows: int = 2048) -> float:
     """The mean cosine similarity between distinct rows of ``x`` (1: one direction).
 
     Args:
-        x: embeddings; the first ``max_rows`` rows are used.
+        x: embeddings.
+        max_rows: at most this many rows are used (the first ones).
 
     Shapes:
         x ``[N, D]`` with N >= 2.
@@ -52,6 +53,7 @@ def collapsed_modalities(embeddings: dict[str, torch.Tensor], present: dict[str,
     Args:
         embeddings: modality -> ``[N, D]`` validation embeddings.
         present: modality -> ``BoolTensor[N]`` (the other rows hold the missing embedding).
+        threshold: the mean cosine at or above which a modality counts as collapsed.
 
     Returns:
         modality -> its mean pairwise cosine, for the collapsed ones.
@@ -67,8 +69,7 @@ def collapsed_modalities(embeddings: dict[str, torch.Tensor], present: dict[str,
 
 
 class LossWatch:
-    """Notices a training loss that stays within ``tolerance`` of ln(batch) for ``window``
-    consecutive steps.
+    """Notices a training loss stuck at ln(batch) for ``window`` consecutive steps.
 
     Args:
         batch: the global batch (candidates per query of a contrastive cross-entropy).

@@ -1,5 +1,6 @@
-"""What a running training holds: the public, frozen view given to hooks, and the loop's own
-mutable parts.
+"""What a running training holds.
+
+The public, frozen view given to hooks, and the loop's own mutable parts.
 
 Hooks (``anymodal_on_step_end``, ``anymodal_on_eval_end``) receive a :class:`TrainContext`:
 a frozen snapshot taken after the step, so that a plugin can read the model, optimiser and

@@ -46,8 +46,9 @@ class ValidationSet:
     labels: torch.Tensor
 
     def rows(self) -> EmbeddedRows:
-        """The rows as :func:`evaluate_retrieval` reads them (items named by source key,
-        or by row number where a row has none).
+        """The rows as :func:`evaluate_retrieval` reads them.
+
+        Items are named by source key, or by row number where a row has none.
         """
         names = {m: [str(int(code)) if code >= 0 else f"row{i}"
                      for i, code in enumerate(codes.tolist())]
@@ -93,10 +94,14 @@ def gather_validation(model: MultiModalModel, loader: Iterable[Any], accelerator
 def evaluate(model: MultiModalModel, loader: Iterable[Any], accelerator: Accelerator,
              tasks: list[str] | None = None, positives: str = "source"
              ) -> tuple[dict[str, float], ValidationSet | None]:
-    """Validation loss and, per task, R@1/5/10, MRR and chance R@1 (every process calls
-    this and gets the same numbers).
+    """Validation loss and, per task, R@1/5/10, MRR and chance R@1.
+
+    Every process calls this and gets the same numbers.
 
     Args:
+        model: the unwrapped model.
+        loader: the prepared validation loader.
+        accelerator: the run's accelerator.
         tasks: ``["a->b", "a+b->c"]`` (``None``: the default tasks).
         positives: ``source`` or ``label`` (as ``anymodal eval --positives``).
 

@@ -148,8 +148,10 @@ def _resuming(config: DictConfig) -> bool:
 
 
 def _claim_output_dir(config: DictConfig) -> tuple[RunRecord, OutputLock | None]:
-    """The main process locks the folder and records the run; every process learns the
-    outcome (a refusal is raised everywhere, so that no process waits for the others)."""
+    """The main process locks the folder and records the run; every process learns how.
+
+    A refusal is raised on every process, so that no process waits for the others.
+    """
     state = PartialState(cpu=_use_cpu(config))
     lock, outcome = None, None
     if state.is_main_process:
@@ -193,8 +195,10 @@ def _make_accelerator(config: DictConfig) -> Accelerator:
 
 
 def _cpu_threads(config: DictConfig, processes: int, workers: int) -> int:
-    """Intra-op threads for CPU training: ``train.threads``, or the cores left to each
-    process once the DataLoader workers have theirs. Oversubscribed cores make small
+    """Intra-op threads for CPU training.
+
+    ``train.threads``, or the cores left to each process once the DataLoader workers have
+    theirs. Oversubscribed cores make small
     matrix products many times slower (measured: 6 s against 1 s per step on 2 cores).
     """
     if config.train.threads:
@@ -204,8 +208,14 @@ def _cpu_threads(config: DictConfig, processes: int, workers: int) -> int:
 
 
 def modality_dropout(config: DictConfig, model: MultiModalModel) -> ModalityDropout:
-    """The recipe's ``train.modality_dropout``; ``p: null`` means 0.3 for objectives whose
-    subset queries would otherwise be untrained (``subset_training_default``), else 0.
+    """The recipe's ``train.modality_dropout`` as a :class:`ModalityDropout`.
+
+    ``p: null`` means 0.3 for objectives whose subset queries would otherwise be untrained
+    (``subset_training_default``), else 0.
+
+    Args:
+        config: the recipe.
+        model: the model (its objective decides the default).
     """
     md = config.train.modality_dropout
     p = md.p
@@ -260,7 +270,8 @@ def _build(config: DictConfig, run_id: str) -> Run:
 
 
 def _chance_is_ln_batch(config: DictConfig) -> bool:
-    """Objectives whose loss is a cross-entropy over the global batch, ln(batch) at chance
+    """Whether the objective's loss is ln(batch) at chance (a cross-entropy over the batch).
+
     (SigLIP's and the multi-view losses' chance values differ; Symile ``n_squared``'s is
     ln(batch^(M-1))).
     """
@@ -423,8 +434,9 @@ def _log(run: Run, values: dict[str, float]) -> None:
 
 
 def _evaluate(run: Run) -> dict[str, float]:
-    """Validation metrics by ``anymodal eval``'s rule (every process takes part); the best
-    of each is kept, and a collapsed modality is reported.
+    """Validation metrics by ``anymodal eval``'s rule (every process takes part).
+
+    The best of each is kept, and a collapsed modality is reported.
     """
     if run.val_loader is None:
         return {}
@@ -455,8 +467,14 @@ def _eval_tasks(config: DictConfig) -> list[str] | None:
 
 
 def positives_rule(config: DictConfig, val_set: Any) -> str:
-    """``eval.positives``, or ``label`` for synthetic rows (only their class relates them)
-    and ``source`` for rows read from files (as ``anymodal eval`` defaults).
+    """The positives rule of validation: ``eval.positives``, else a default by data kind.
+
+    ``label`` for synthetic rows (only their class relates them) and ``source`` for rows
+    read from files (as ``anymodal eval`` defaults).
+
+    Args:
+        config: the recipe.
+        val_set: the validation dataset.
     """
     from anymodal.data.synthetic import SyntheticDataset
 

@@ -66,6 +66,7 @@ def lr_factor(step: int, total: int, warmup: int, schedule: str, min_ratio: floa
 
 
 def build_scheduler(optimizer: torch.optim.Optimizer, config: DictConfig) -> LambdaLR:
+    """The warmup-then-schedule multiplier of every group's lr, per optimiser step."""
     o, t = config.optim, config.train
     return LambdaLR(optimizer, lambda step: lr_factor(step, t.max_steps, o.warmup_steps,
                                                      o.schedule, o.min_lr_ratio))

@@ -1,5 +1,7 @@
-"""The loop's policies, one small function each: bad rows, the non-finite guard, the
-logit-scale clamp, and the two collectives every micro-batch costs.
+"""The loop's policies, one small function each.
+
+Bad rows, the non-finite guard, the logit-scale clamp, and the two collectives every
+micro-batch costs.
 
 Every process calls the collective helpers in the same order; what they return is the same
 on every process, so that all processes take the same branch (a process that skipped a step
@@ -62,8 +64,10 @@ def agree_before_step(run: Run, batch: dict[str, Any], stop: StopRequest) -> Agr
 
 
 def record_bad_rows(run: Run, batch: dict[str, Any]) -> int:
-    """Write each row that failed to load for the first time to ``bad_samples.jsonl`` and
-    the log; return how many were new (a bad row is counted once, not once per epoch)."""
+    """Report the rows that failed to load for the first time; return how many.
+
+    Each goes to ``bad_samples.jsonl`` and the log once, not once per epoch.
+    """
     new = [row for row in batch.get(BAD_KEY, []) if row.index not in run.seen_bad]
     if not new:
         return 0

@@ -96,8 +96,9 @@ def run_fingerprint(config: DictConfig) -> str:
 
 
 def changed_keys(before: dict[str, Any], now: dict[str, Any]) -> list[str]:
-    """Keys whose values differ; a key only one side has (an option added or removed by
-    an upgrade) counts as unchanged.
+    """Keys whose values differ between two :func:`defining_values`.
+
+    A key only one side has (an option added or removed by an upgrade) counts as unchanged.
 
     Args:
         before: the recorded values.
@@ -182,8 +183,9 @@ def _clear(output_dir: Path) -> None:
 
 
 def claim_output_dir(config: DictConfig, resuming: bool) -> RunRecord:
-    """Check that this run may use ``train.output_dir`` and record its id (main process,
-    with the folder's lock held).
+    """Check that this run may use ``train.output_dir`` and record its id.
+
+    Called on the main process, with the folder's lock held.
 
     Args:
         config: the resolved recipe.

@@ -18,6 +18,7 @@ class StopRequest:
 
     @property
     def requested(self) -> bool:
+        """Whether SIGINT or SIGTERM arrived."""
         return self.signum is not None
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:

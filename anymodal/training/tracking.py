@@ -1,5 +1,8 @@
-"""Where metrics go: Accelerate's trackers (a built-in CSV one among them) and
-``metrics.jsonl``, which every run writes."""
+"""Where metrics go.
+
+Accelerate's trackers (a built-in CSV one among them) and ``metrics.jsonl``, which every
+run writes.
+"""
 
 from __future__ import annotations
 
@@ -21,8 +24,14 @@ _OPTIONAL = {"tensorboard": "tensorboard", "wandb": "wandb", "mlflow": "mlflow",
 
 
 class CSVTracker(GeneralTracker):
-    """An Accelerate tracker writing ``metrics.csv`` (one row per logged step; the header
-    grows as new keys appear, by rewriting the file)."""
+    """An Accelerate tracker writing ``metrics.csv``.
+
+    One row per logged step; the header grows as new keys appear, by rewriting the file.
+
+    Args:
+        run_name: the run's name (unused: one file per run folder).
+        logging_dir: where ``metrics.csv`` goes.
+    """
 
     name = "csv"
     requires_logging_directory = True
@@ -41,12 +50,15 @@ class CSVTracker(GeneralTracker):
 
     @property
     def tracker(self) -> Path:
+        """The CSV file (what Accelerate calls the tracker object)."""
         return self.path
 
     def store_init_configuration(self, values: dict[str, Any]) -> None:
+        """Write the hyper-parameters to ``hparams.json`` beside the CSV."""
         (self.path.parent / "hparams.json").write_text(json.dumps(values, indent=2, default=str))
 
     def log(self, values: dict[str, Any], step: int | None = None, **kwargs: Any) -> None:
+        """Append a row of the scalar values (rewriting the file when a new key appears)."""
         row = {"step": step, **{k: v for k, v in values.items() if _scalar(v)}}
         new = [k for k in row if k not in self.columns]
         self.columns += new
@@ -61,6 +73,7 @@ class CSVTracker(GeneralTracker):
                 csv.DictWriter(handle, fieldnames=self.columns).writerow(row)
 
     def finish(self) -> None:
+        """Nothing to close: every row is written when logged."""
         pass
 
 
@@ -76,6 +89,7 @@ class MetricsLog:
         self.path.parent.mkdir(parents=True, exist_ok=True)
 
     def write(self, step: int, values: dict[str, Any]) -> None:
+        """Append ``values`` at ``step`` as one JSON line (non-scalars dropped)."""
         record = {"step": step, "time": round(time.time(), 3),
                   **{k: v for k, v in values.items() if _scalar(v)}}
         with self.path.open("a") as handle:
