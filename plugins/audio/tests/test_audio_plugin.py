@@ -16,7 +16,7 @@ def test_found_through_its_entry_point() -> None:
     manager = anymodal.get_plugin_manager()
     info = next(p for p in manager.plugins.values() if "audio" in p.modalities)
     assert info.distribution == "anymodal-audio" and not info.builtin
-    assert set(info.encoders) == {"audio_ast_tiny", "audio_cnn_small"}
+    assert set(info.encoders) == {"audio_ast_tiny", "audio_cnn_small", "audio_hf"}
     assert anymodal.get_modality("audio").default_encoder in info.encoders
 
 

@@ -16,7 +16,7 @@ def test_found_through_its_entry_point() -> None:
     manager = anymodal.get_plugin_manager()
     info = next(p for p in manager.plugins.values() if "video" in p.modalities)
     assert info.distribution == "anymodal-video" and not info.builtin
-    assert set(info.encoders) == {"video_timesformer_tiny", "video_frames_mean"}
+    assert set(info.encoders) == {"video_timesformer_tiny", "video_frames_mean", "video_hf"}
     assert anymodal.get_modality("video").default_encoder in info.encoders
 
 
