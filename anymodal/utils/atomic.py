@@ -1,20 +1,21 @@
 """One crash-safe replace for folders and files: never a moment without a complete copy.
 
 A writer builds the new copy beside the destination, in a hidden *staging* sibling named
-``.<name>.staging-<pid>-<random>``, then swaps it in:
+``.<name>.staging-<host>-<pid>-<random>``, then swaps it in:
 
 - on Linux, ``renameat2(RENAME_EXCHANGE)`` swaps the two names in one atomic step (the
   staging name then holds the old copy, deleted afterwards); a new destination is made by a
   plain ``rename``, which is atomic when nothing is there;
 - where the exchange is unsupported, the old copy is first renamed aside
-  (``.<name>.aside-<pid>-<random>``) and the new one renamed in. A crash between the two
-  renames leaves no copy at the path for a moment, but the aside copy is complete, and
+  (``.<name>.aside-<host>-<pid>-<random>``) and the new one renamed in. A crash between
+  the two renames leaves no copy at the path for a moment, but the aside copy is complete, and
   :func:`recover` (called by every reader before it looks) renames it back.
 
 A single file is written to a hidden staging file and ``os.replace``-d, atomic on POSIX.
 
-Leftovers of dead writers (their pid no longer runs) are deleted by :func:`recover`; those
-of live writers are left alone, so that two writers may race: the last swap wins and each
+Leftovers of dead writers (their pid no longer runs on this host; on a shared file system,
+another host's leftovers once a day old) are deleted by :func:`recover`; those of live
+writers are left alone, so that two writers may race: the last swap wins and each
 cleans its own staging. Everything is created with the process umask's permissions (the
 hidden names are made with ``mkdir``/``open``, not ``mkdtemp``/``mkstemp``, whose private
 0700/0600 modes would survive the rename) and flushed to disk before the swap.
@@ -29,7 +30,9 @@ import os
 import re
 import secrets
 import shutil
+import socket
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -51,8 +54,11 @@ __all__ = [
 STAGING = "staging"
 ASIDE = "aside"
 TRASH = "trash"
-_HIDDEN = re.compile(
-    r"^\.(?P<name>.+)\.(?P<kind>staging|aside|trash)-(?P<pid>\d+)-[0-9a-f]+$")
+_HIDDEN = re.compile(r"^\.(?P<name>.+)\.(?P<kind>staging|aside|trash)-(?P<host>\w+)-"
+                     r"(?P<pid>\d+)-[0-9a-f]+$")
+# On a shared file system another machine's pid means nothing here: its leftovers are
+# judged dead only once they are this old (no writer takes a day between two renames).
+_FOREIGN_STALE_SECONDS = 24 * 3600
 _RENAME_EXCHANGE = 2
 _AT_FDCWD = -100
 _UMASK_LOCK = threading.Lock()
@@ -81,7 +87,23 @@ def hidden_sibling(target: Path, kind: str) -> Path:
         kind: ``staging`` (a copy being written), ``aside`` (a complete copy moved away
             during a replace) or ``trash`` (a copy being deleted).
     """
-    return target.with_name(f".{target.name}.{kind}-{os.getpid()}-{secrets.token_hex(4)}")
+    return target.with_name(
+        f".{target.name}.{kind}-{_host()}-{os.getpid()}-{secrets.token_hex(4)}")
+
+
+def _host() -> str:
+    """This machine's name as one word of letters, digits and ``_`` (whose pids apply)."""
+    return re.sub(r"\W", "_", socket.gethostname())[:32] or "host"
+
+
+def _writer_alive(host: str, pid: int, path: Path) -> bool:
+    """Whether the writer of a leftover may still run (other machines: by its age)."""
+    if host != _host():
+        try:
+            return time.time() - path.lstat().st_mtime < _FOREIGN_STALE_SECONDS
+        except OSError:
+            return False
+    return _pid_alive(pid)
 
 
 def _pid_alive(pid: int) -> bool:
@@ -112,7 +134,8 @@ def _leftovers(target: Path) -> list[tuple[str, Path]]:
         return found
     for child in target.parent.iterdir():
         match = _HIDDEN.match(child.name)
-        if match and match["name"] == target.name and not _pid_alive(int(match["pid"])):
+        if match and match["name"] == target.name and not _writer_alive(
+                match["host"], int(match["pid"]), child):
             found.append((match["kind"], child))
     return found
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import stat
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -84,17 +85,31 @@ def test_recover_leaves_a_live_writers_staging_alone(tmp_path: Path) -> None:
     _write(target, "v1")
     mine = atomic.hidden_sibling(target, atomic.STAGING)  # this process is alive
     mine.mkdir()
-    dead = target.with_name(f".{target.name}.staging-999999999-abcd1234")
+    dead = target.with_name(f".{target.name}.staging-{atomic._host()}-999999999-abcd1234")
     dead.mkdir()
     recover(target)
     assert mine.exists() and not dead.exists()
+
+
+def test_another_hosts_leftovers_are_kept_until_a_day_old(tmp_path: Path) -> None:
+    # On a shared file system a pid of another machine says nothing about its writer.
+    target = tmp_path / "art"
+    _write(target, "v1")
+    fresh = target.with_name(f".{target.name}.staging-otherhost-1-abcd1234")
+    old = target.with_name(f".{target.name}.staging-otherhost-2-abcd1234")
+    fresh.mkdir()
+    old.mkdir()
+    two_days_ago = time.time() - 2 * 24 * 3600
+    os.utime(old, (two_days_ago, two_days_ago))
+    recover(target)
+    assert fresh.exists() and not old.exists()
 
 
 def test_a_crash_between_the_aside_renames_is_recovered(tmp_path: Path, no_exchange: None
                                                         ) -> None:
     target = tmp_path / "art"
     _write(target, "v1")
-    aside = target.with_name(f".{target.name}.aside-999999999-00ff00ff")
+    aside = target.with_name(f".{target.name}.aside-{atomic._host()}-999999999-00ff00ff")
     os.rename(target, aside)  # as a writer killed between its two renames leaves it
     recover(target)
     assert _version(target) == "v1" and _hidden(tmp_path) == []
