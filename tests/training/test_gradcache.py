@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from anymodal.errors import ConfigError, DataError
-from anymodal.training.gradcache import GradCache, gradcache_step
+from anymodal.training.gradcache import GradCache, check_accelerator, gradcache_step
 from anymodal.training.microbatches import split_batch
 from anymodal.types import PRESENT_KEY
 from tests.training.gradcache_models import CASES, TinyModel, grads_of, make_batch
@@ -260,3 +260,20 @@ def test_micro_batch_must_be_positive(tmp_path) -> None:
 
     with pytest.raises(ConfigError, match=r"train\.micro_batch"):
         load_config(None, [*vector_overrides(tmp_path), "train.micro_batch=0"])
+
+
+def test_sharded_accelerators_are_refused() -> None:
+    from accelerate.utils import DistributedType
+
+    class Fake:
+        def __init__(self, kind: DistributedType) -> None:
+            self.distributed_type = kind
+
+        def autocast(self) -> contextlib.nullcontext:
+            return contextlib.nullcontext()
+
+    for kind in (DistributedType.FSDP, DistributedType.DEEPSPEED):
+        with pytest.raises(ConfigError, match=f"not supported with distributed type {kind.name}"):
+            GradCache.for_accelerator(TinyModel(KEYS3[:2], "clip"), 4, Fake(kind))
+    for kind in (DistributedType.NO, DistributedType.MULTI_CPU, DistributedType.MULTI_GPU):
+        check_accelerator(Fake(kind))
