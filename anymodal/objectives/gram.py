@@ -164,8 +164,8 @@ def groups(present: Mapping[str, Tensor], anchor: str) -> list[Group]:
     """The rows of a batch grouped by the modalities they have.
 
     A row's tuple is its present modalities: the configured ``anchor`` in the anchor role
-    when the row has it, else its first present modality (the volume is symmetric in its
-    arguments, so the role only names the two directions of the loss). Rows with fewer
+    when the row has it, else its present modality first by name (not by the batch's
+    order, so that the loss does not depend on the order of the modalities). Rows with fewer
     than two modalities take no part. Without hidden modalities there is one group, the
     whole batch, and this is GRAM as published.
 
@@ -174,7 +174,7 @@ def groups(present: Mapping[str, Tensor], anchor: str) -> list[Group]:
     """
     names = list(present)
     mask = torch.stack([present[m] for m in names], dim=1)  # [N, M]
-    order = [names.index(anchor)] + [k for k, m in enumerate(names) if m != anchor]
+    order = [names.index(anchor)] + [names.index(m) for m in sorted(names) if m != anchor]
     found = []
     for pattern in torch.unique(mask, dim=0).tolist():
         have = [k for k in order if pattern[k]]

@@ -266,7 +266,7 @@ def gram_subsets(emb: Emb, s: Tensor, present: Present, anchor: str | None = Non
     names = list(emb)
     a = anchor or names[0]
     n = emb[a].shape[0]
-    order = [a] + [m for m in names if m != a]
+    order = [a] + [m for m in sorted(names) if m != a]
     has = {m: (present[m] if present is not None and m in present
                else torch.ones(n, dtype=torch.bool)) for m in names}
     forward, backward, count = 0.0, 0.0, 0
