@@ -58,6 +58,10 @@ OBJECTIVES: list[tuple[str, str, dict]] = [
     ("gram", "gram", {}),
     ("mv_infonce", "mv_infonce", {}),
     ("mv_dhel", "mv_dhel", {}),
+    ("infoloob", "infoloob", {}),
+    ("cloob (hopfield)", "infoloob", {"hopfield_beta": 14.3}),
+    ("dclw", "dcl", {"weighted": True}),
+    ("clip (HCL+LLaVE)", "clip", {"hard_negative_beta": 0.5, "hard_negative_alpha": 2.0}),
 ]
 GRAM_COLUMNS = ("V: closed form", "V: torch.det", "whole loss: closed form",
                 "whole loss: torch.det")
