@@ -14,15 +14,10 @@ The encoder tokenises the ``text`` list of the collated batch with its own token
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
-
-import torch
-import torch.nn.functional as F
-from torch import nn
 
 from anymodal import PluginError, encoder
-from anymodal.layers import masked_mean
 from anymodal_text.config import MiniLMConfig
+from anymodal_text.encoders.hf import HFTextConfig, HFTextEncoder
 
 __all__ = ["MiniLMEncoder", "default_model_path"]
 
@@ -49,26 +44,24 @@ def default_model_path() -> Path:
     return path
 
 
-def _load_pretrained(path: Path) -> tuple[Any, nn.Module]:
+def _require_transformers() -> None:
     try:
-        from transformers import AutoModel, AutoTokenizer
+        import transformers  # noqa: F401
     except ImportError:
         raise PluginError(
             f"encoder 'text_minilm' needs the package transformers; install it with: "
             f"{_INSTALL_HINT}"
         ) from None
-    if not path.is_dir():
-        raise PluginError(f"encoder 'text_minilm': model folder {path} does not exist")
-    tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
-    model = AutoModel.from_pretrained(str(path), local_files_only=True)
-    return tokenizer, model
 
 
 @encoder("text_minilm", config=MiniLMConfig,
          description="pretrained all-MiniLM-L6-v2 (offline), mean pooling; needs "
                      "anymodal-text[minilm]")
-class MiniLMEncoder(nn.Module):
-    """all-MiniLM-L6-v2 (or another local BERT-like model) with mean pooling.
+class MiniLMEncoder(HFTextEncoder):
+    """all-MiniLM-L6-v2 (or another local BERT-like model): ``text_hf`` with its defaults.
+
+    Mean pooling, L2-normalised, frozen by default: the recipe of sentence-transformers for
+    this model, whose output it reproduces.
 
     Args:
         config: its :class:`~anymodal_text.config.MiniLMConfig`.
@@ -79,34 +72,11 @@ class MiniLMEncoder(nn.Module):
     """
 
     def __init__(self, config: MiniLMConfig) -> None:
-        super().__init__()
-        self.config = config
         path = Path(config.path) if config.path else default_model_path()
-        self.tokenizer, self.model = _load_pretrained(path)
-        self.width = int(self.model.config.hidden_size)
-        if config.freeze:
-            self.model.requires_grad_(False)
-            self.model.eval()
-
-    def train(self, mode: bool = True) -> MiniLMEncoder:
-        """Set the training mode; a frozen model stays in eval mode (no dropout)."""
-        super().train(mode)
-        if self.config.freeze:
-            self.model.eval()
-        return self
-
-    def forward(self, batch: dict[str, Any]) -> torch.Tensor:
-        """Embed a collated batch (see the class docstring for shapes)."""
-        texts = batch.get("text") if isinstance(batch, dict) else None
-        if not isinstance(texts, list):
-            raise ValueError("text_minilm reads the raw strings of the text modality's batch "
-                             "(key 'text', a list of str), which this batch lacks")
-        device = next(self.model.parameters()).device
-        encoded = self.tokenizer(texts, padding=True, truncation=True,
-                                 max_length=self.config.max_length, return_tensors="pt")
-        encoded = {key: value.to(device) for key, value in encoded.items()}
-        # A frozen model builds no graph at all; a fine-tuned one follows the caller.
-        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.config.freeze):
-            hidden = self.model(**encoded).last_hidden_state
-        pooled = masked_mean(hidden, encoded["attention_mask"])
-        return F.normalize(pooled, dim=-1) if self.config.normalize else pooled
+        _require_transformers()
+        if not path.is_dir():
+            raise PluginError(f"encoder 'text_minilm': model folder {path} does not exist")
+        super().__init__(HFTextConfig(model=str(path), pooling="mean",
+                                      max_length=config.max_length, freeze=config.freeze,
+                                      normalize=config.normalize))
+        self.config = config  # type: ignore[assignment]  # read as HFTextConfig's fields
