@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -121,7 +122,7 @@ def forward_all(factors: Sequence[Tensor], scale: Tensor, chunk_elements: int) -
     col_lse = torch.full((last.shape[0],), -math.inf, dtype=last.dtype, device=last.device)
     scaled_last_t = (last * scale).T
     work = _Workspace(last)
-    for box in boxes(sizes, chunk_rows_for(*last.shape, chunk_elements)):
+    for box in boxes(sizes, chunk_rows_for(last.shape[0], last.shape[1], chunk_elements)):
         views = box_views(prefix_factors, box)
         shape = [v.shape[m] for m, v in enumerate(views)]
         prefix = broadcast_product(views, out=work.get("prefix", *shape, last.shape[1]))
@@ -151,9 +152,11 @@ def _box_weights(
     mu = views[0][0]
     for lse_v, _ in views[1:]:
         mu = torch.minimum(mu, lse_v)
-    alpha = sum(g_v * torch.exp(mu - lse_v) for lse_v, g_v in views)
+    alpha = torch.zeros_like(mu)
+    for lse_v, g_v in views:
+        alpha = alpha + g_v * torch.exp(mu - lse_v)
     full = [max(v[0].shape[m] for v in views) for m in range(k)]
-    return mu.expand(full).reshape(-1), torch.as_tensor(alpha).expand(full).reshape(-1)
+    return mu.expand(full).reshape(-1), alpha.expand(full).reshape(-1)
 
 
 def _factor_grads(
@@ -206,7 +209,7 @@ def backward_all(
     last_aug_t = torch.cat([last * scale, torch.ones_like(last[:, :1])], dim=1).T
     col_shift, col_g = lses[-1][None, :], grads_out[-1][None, :]
     work, n_last = _Workspace(last), last.shape[0]
-    for box in boxes(sizes, chunk_rows_for(*last.shape, chunk_elements)):
+    for box in boxes(sizes, chunk_rows_for(last.shape[0], last.shape[1], chunk_elements)):
         views = box_views(prefix_factors, box)
         mu, alpha = _box_weights(lses, grads_out, box, k)
         shape = [v.shape[m] for m, v in enumerate(views)]
@@ -235,7 +238,7 @@ class ChunkedMIPLogSumExpAll(torch.autograd.Function):
 
     @staticmethod
     def forward(  # type: ignore[override]
-        ctx: torch.autograd.function.FunctionCtx,
+        ctx: Any,
         scale: Tensor,
         chunk_elements: int,
         *factors: Tensor,
@@ -252,7 +255,7 @@ class ChunkedMIPLogSumExpAll(torch.autograd.Function):
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(  # type: ignore[override]
-        ctx: torch.autograd.function.FunctionCtx, *grad_outs: Tensor
+        ctx: Any, *grad_outs: Tensor
     ) -> tuple[Tensor | None, ...]:
         """Gradients of the scale and the factors, from one recomputing traversal."""
         scale, *rest = ctx.saved_tensors

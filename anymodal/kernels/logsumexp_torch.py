@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -55,7 +56,7 @@ def chunked_forward(
     sizes = [f.shape[0] for f in factors]
     out = torch.full((sizes[0],), -math.inf, dtype=last.dtype, device=last.device)
     scaled_last_t = (last * scale).T
-    for box in boxes(sizes, chunk_rows_for(*last.shape, chunk_elements)):
+    for box in boxes(sizes, chunk_rows_for(last.shape[0], last.shape[1], chunk_elements)):
         prefix = broadcast_product(box_views(factors, box))
         n_anchor = prefix.shape[0]
         row_lse = torch.logsumexp(prefix.view(-1, last.shape[1]) @ scaled_last_t, dim=1)
@@ -94,7 +95,7 @@ def chunked_backward(
     grad_last = torch.zeros_like(last)
     grad_scale = torch.zeros((), dtype=last.dtype, device=last.device)
     last_aug_t = torch.cat([last * scale, torch.ones_like(last[:, :1])], dim=1).T
-    for box in boxes(sizes, chunk_rows_for(*last.shape, chunk_elements)):
+    for box in boxes(sizes, chunk_rows_for(last.shape[0], last.shape[1], chunk_elements)):
         views = box_views(factors, box)
         shape = [v.shape[m] for m, v in enumerate(views)]
         g = grad_out[box[0]].view(-1, *([1] * k))  # [b_0, 1, .., 1] with the D axis
@@ -130,7 +131,7 @@ class ChunkedMIPLogSumExp(torch.autograd.Function):
 
     @staticmethod
     def forward(  # type: ignore[override]
-        ctx: torch.autograd.function.FunctionCtx,
+        ctx: Any,
         scale: Tensor,
         chunk_elements: int,
         anchor: Tensor,
@@ -149,7 +150,7 @@ class ChunkedMIPLogSumExp(torch.autograd.Function):
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(  # type: ignore[override]
-        ctx: torch.autograd.function.FunctionCtx, grad_out: Tensor
+        ctx: Any, grad_out: Tensor
     ) -> tuple[Tensor | None, ...]:
         """Gradients from one traversal that recomputes each box's logits."""
         scale, anchor, *others, out = ctx.saved_tensors

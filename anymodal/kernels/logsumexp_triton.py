@@ -27,6 +27,7 @@ atomics, so gradients are not bitwise deterministic.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -183,7 +184,7 @@ class TritonMIPLogSumExp(torch.autograd.Function):
 
     @staticmethod
     def forward(  # type: ignore[override]
-        ctx: torch.autograd.function.FunctionCtx, scale: Tensor, anchor: Tensor, *others: Tensor
+        ctx: Any, scale: Tensor, anchor: Tensor, *others: Tensor
     ) -> Tensor:
         """Log-sum-exp per anchor row; saves the inputs and the result."""
         anchor = anchor.contiguous()
@@ -196,7 +197,7 @@ class TritonMIPLogSumExp(torch.autograd.Function):
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(  # type: ignore[override]
-        ctx: torch.autograd.function.FunctionCtx, grad_out: Tensor
+        ctx: Any, grad_out: Tensor
     ) -> tuple[Tensor | None, ...]:
         """Gradients from one or two launches that recompute the logits."""
         scale, anchor, *others, lse = ctx.saved_tensors
@@ -310,7 +311,9 @@ def _row_weights(lses: list[Tensor], grads: list[Tensor]) -> tuple[Tensor, Tenso
     mu = views[0][0]
     for lse_v, _ in views[1:]:
         mu = torch.minimum(mu, lse_v)
-    alpha = sum(g_v * torch.exp(mu - lse_v) for lse_v, g_v in views)
+    alpha = torch.zeros_like(mu)
+    for lse_v, g_v in views:
+        alpha = alpha + g_v * torch.exp(mu - lse_v)
     full = [lse.shape[0] for lse in lses]
     return mu.expand(full).contiguous().view(-1), alpha.expand(full).contiguous().view(-1)
 
@@ -320,7 +323,7 @@ class TritonMIPLogSumExpAll(torch.autograd.Function):
 
     @staticmethod
     def forward(  # type: ignore[override]
-        ctx: torch.autograd.function.FunctionCtx, scale: Tensor, *factors: Tensor
+        ctx: Any, scale: Tensor, *factors: Tensor
     ) -> tuple[Tensor, ...]:
         """The M normalisers from one traversal."""
         factors = tuple(f.contiguous() for f in factors)
@@ -333,7 +336,7 @@ class TritonMIPLogSumExpAll(torch.autograd.Function):
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(  # type: ignore[override]
-        ctx: torch.autograd.function.FunctionCtx, *grad_outs: Tensor
+        ctx: Any, *grad_outs: Tensor
     ) -> tuple[Tensor | None, ...]:
         """Gradients from two launches, each recomputing the logits once for all M terms.
 

@@ -137,11 +137,11 @@ class SymileLoss(Objective):
                 # One traversal of the N^M tensor gives every anchor's normaliser (1/M of
                 # the work of one call per anchor; with W processes each walks the global
                 # tensor, W/M of it): computed for the first anchor, reused by the others.
-                cached = getattr(self, "_normalisers", None)
+                cached: tuple[Rows, list[Tensor]] | None = getattr(self, "_normalisers", None)
                 if cached is None or cached[0] is not rows:
                     full = [rows.every(shard.full[m]) for m in shard.names]
                     cached = (rows, mip_logsumexp_all(full, shard.scale))
-                    self._normalisers = cached
+                    self._normalisers: tuple[Rows, list[Tensor]] | None = cached
                 normaliser = cached[1][shard.names.index(a)][rows.targets]  # [n_v]
                 if a == shard.names[-1]:
                     self._normalisers = None  # the batch's graph is not kept past it
