@@ -68,3 +68,19 @@ def test_eval_needs_two_modalities_in_the_data(saved: Any, tmp_path: Path,
     only_a.write_text("".join(json.dumps({"id": r["id"], "a": r["a"]}) + "\n" for r in rows))
     code, _, err = _run(capsys, "eval", str(model_dir), "--data", str(only_a))
     assert code == 2 and "retrieval needs two" in err and "['a']" in err
+
+
+def test_report_shows_recall_beside_chance_and_names_the_rule(
+        saved: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    model_dir, manifest = saved
+    code, out, _ = _run(capsys, "report", str(model_dir), "--data", str(manifest), "-o",
+                        str(tmp_path / "report"))
+    assert code == 0
+    assert "chance R@1" in out and "positives: source" in out
+    tables = out[:out.index("wrote ")]  # the file paths after the tables are what they are
+    assert max(len(line) for line in tables.splitlines()) <= PLAIN_WIDTH
+    code, out, _ = _run(capsys, "report", str(model_dir), "-n", "32", "-o",
+                        str(tmp_path / "report2"), "--json")
+    measures = json.loads(out)
+    assert measures["positives"] == "label"  # the synthetic sample pairs rows by class
+    assert all(0 < m["chance_R@1"] < 1 for m in measures["recall"].values())
