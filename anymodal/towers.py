@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,8 +30,11 @@ from anymodal.layers import masked_mean
 
 __all__ = [
     "POOLINGS",
+    "Freezable",
     "LayerTap",
+    "OpenCLIPConfig",
     "PretrainedTower",
+    "TowerConfig",
     "load_hf",
     "load_open_clip",
     "model_source",
@@ -184,7 +188,78 @@ class LayerTap:
         return output
 
 
-class PretrainedTower(nn.Module):
+@dataclass
+class TowerConfig:
+    """Parameters shared by the Hugging Face towers (``text_hf``, ``image_hf``...).
+
+    Args:
+        model: a local folder in Hugging Face format (read offline) or a hub id
+            (downloaded once, for users with network access).
+        pooling: ``"cls"`` (first token), ``"mean"`` (over real tokens or positions) or
+            ``"pooler"`` (the model's pooled output).
+        layer: a sub-module whose output is pooled instead of the last hidden state
+            (names as ``model.named_modules()`` lists them, e.g. ``"encoder.layer.3"``).
+        freeze: keep the weights fixed (no gradient, always in eval mode).
+    """
+
+    model: str | None = None
+    pooling: str = "mean"
+    layer: str | None = None
+    freeze: bool = False
+
+
+@dataclass
+class OpenCLIPConfig:
+    """Parameters of the open_clip towers (``image_open_clip``, ``text_open_clip``).
+
+    Give both towers of a pair the same values (and ``freeze: true`` on both keys to keep
+    the pair fixed: the ImageBind recipe).
+
+    Args:
+        model_name: the open_clip architecture (``"ViT-B-32"``); defaults to the stem of
+            ``config_file``.
+        pretrained: a local weight file, or an open_clip tag (``"laion2b_s34b_b79k"``,
+            downloaded once); ``None``: random weights.
+        config_file: a JSON architecture to register first (tests use a tiny one).
+        freeze: keep the tower fixed (no gradient, always in eval mode).
+    """
+
+    model_name: str | None = None
+    pretrained: str | None = None
+    config_file: str | None = None
+    freeze: bool = False
+
+
+class Freezable(nn.Module):
+    """An encoder wrapping a pretrained ``inner`` module that may be frozen.
+
+    A frozen inner module has no trainable parameter and stays in eval mode (no dropout)
+    whatever mode the encoder is set to.
+    """
+
+    frozen: bool = False
+
+    def freeze_inner(self, inner: nn.Module, freeze: bool) -> None:
+        """Remember ``inner`` and freeze it when ``freeze``."""
+        self.frozen = freeze
+        self._inner_name = next(n for n, m in self.named_children() if m is inner)
+        if freeze:
+            inner.requires_grad_(False)
+            inner.eval()
+
+    def train(self, mode: bool = True) -> Freezable:
+        """Set the training mode; a frozen inner module stays in eval mode."""
+        super().train(mode)
+        if self.frozen:
+            getattr(self, self._inner_name).eval()
+        return self
+
+    def grad_context(self) -> Any:
+        """No graph for a frozen module; a fine-tuned one follows the caller."""
+        return torch.set_grad_enabled(torch.is_grad_enabled() and not self.frozen)
+
+
+class PretrainedTower(Freezable):
     """Base of the pretrained encoders: a ``model`` with pooling, layer choice and freezing.
 
     Args:
@@ -207,18 +282,8 @@ class PretrainedTower(nn.Module):
         self.model = model
         self.width = int(width)
         self.pooling = pooling
-        self.frozen = freeze
         self.tap = LayerTap(model, layer, who) if layer else None
-        if freeze:
-            model.requires_grad_(False)
-            model.eval()
-
-    def train(self, mode: bool = True) -> PretrainedTower:
-        """Set the training mode; a frozen tower stays in eval mode (no dropout)."""
-        super().train(mode)
-        if self.frozen:
-            self.model.eval()
-        return self
+        self.freeze_inner(model, freeze)
 
     def run(self, call: Callable[[], Any],
             mask: torch.Tensor | Callable[[torch.Tensor], torch.Tensor | None] | None
@@ -233,8 +298,7 @@ class PretrainedTower(nn.Module):
         Shapes:
             mask: ``[B, L]`` or None; output: ``[B, width]``.
         """
-        # A frozen tower builds no graph at all; a fine-tuned one follows the caller.
-        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.frozen):
+        with self.grad_context():
             outputs = call()
         if self.pooling != "pooler":
             hidden = self.tap.take() if self.tap is not None else outputs.last_hidden_state

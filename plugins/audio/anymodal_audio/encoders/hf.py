@@ -14,7 +14,7 @@ from typing import Any
 import torch
 
 from anymodal import encoder
-from anymodal.towers import PretrainedTower, load_hf
+from anymodal.towers import PretrainedTower, TowerConfig, load_hf
 from anymodal_audio.encoders.common import average_clips
 
 __all__ = ["HFAudioConfig", "HFAudioEncoder"]
@@ -23,23 +23,11 @@ WHO = "encoder 'audio_hf'"
 
 
 @dataclass
-class HFAudioConfig:
-    """Parameters of ``audio_hf``.
+class HFAudioConfig(TowerConfig):
+    """Parameters of ``audio_hf``: :class:`anymodal.towers.TowerConfig`.
 
-    Args:
-        model: a local folder in Hugging Face format or a hub id
-            (``facebook/wav2vec2-base``); set from the modality's ``processor``.
-        pooling: ``"mean"`` over real frames, ``"cls"`` (first frame or token) or
-            ``"pooler"`` (the model's pooled output, e.g. AST's).
-        layer: a sub-module whose output is pooled instead of the last hidden state
-            (names as ``model.named_modules()`` lists them).
-        freeze: keep the weights fixed (no gradient, always in eval mode).
+    ``model`` is set from the modality's ``processor`` (e.g. ``facebook/wav2vec2-base``).
     """
-
-    model: str | None = None
-    pooling: str = "mean"
-    layer: str | None = None
-    freeze: bool = False
 
 
 @encoder("audio_hf", config=HFAudioConfig, binds={"model": "processor"})

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 
 from anymodal import encoder
-from anymodal.towers import PretrainedTower, load_hf
+from anymodal.towers import PretrainedTower, TowerConfig, load_hf
 
 __all__ = ["HFImageConfig", "HFImageEncoder"]
 
@@ -21,23 +21,18 @@ WHO = "encoder 'image_hf'"
 
 
 @dataclass
-class HFImageConfig:
-    """Parameters of ``image_hf``.
+class HFImageConfig(TowerConfig):
+    """Parameters of ``image_hf`` (:class:`anymodal.towers.TowerConfig`, CLS by default).
 
     Args:
-        model: a local folder in Hugging Face format or a hub id
-            (``google/vit-base-patch16-224-in21k``); set from the modality's ``processor``.
-        pooling: ``"cls"`` (first token), ``"mean"`` (over tokens or positions) or
-            ``"pooler"`` (the model's pooled output).
-        layer: a sub-module whose output is pooled instead of the last hidden state, e.g.
-            ``"layers.5"`` (names as ``model.named_modules()`` lists them).
+        model: a local folder or a hub id (``google/vit-base-patch16-224-in21k``); set
+            from the modality's ``processor``.
+        pooling: ``"cls"`` (default), ``"mean"`` or ``"pooler"``.
+        layer: a sub-module whose output is pooled, e.g. ``"layers.5"``.
         freeze: keep the weights fixed (no gradient, always in eval mode).
     """
 
-    model: str | None = None
     pooling: str = "cls"
-    layer: str | None = None
-    freeze: bool = False
 
 
 def _width(config: object) -> int:

@@ -9,40 +9,18 @@ model's preprocessing (``size``: its image size; ``mean``/``std``: open_clip's
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
-from torch import nn
 
 from anymodal import encoder
-from anymodal.towers import load_open_clip
+from anymodal.towers import Freezable, OpenCLIPConfig, load_open_clip
 
-__all__ = ["OpenCLIPImageConfig", "OpenCLIPImageEncoder"]
+__all__ = ["OpenCLIPImageEncoder"]
 
 WHO = "encoder 'image_open_clip'"
 
 
-@dataclass
-class OpenCLIPImageConfig:
-    """Parameters of ``image_open_clip``.
-
-    Args:
-        model_name: the open_clip architecture (``"ViT-B-32"``); defaults to the stem of
-            ``config_file``.
-        pretrained: a local weight file, or an open_clip tag (``"laion2b_s34b_b79k"``,
-            downloaded once); ``None``: random weights.
-        config_file: a JSON architecture to register first (tests use a tiny one).
-        freeze: keep the tower fixed (no gradient, always in eval mode).
-    """
-
-    model_name: str | None = None
-    pretrained: str | None = None
-    config_file: str | None = None
-    freeze: bool = False
-
-
-@encoder("image_open_clip", config=OpenCLIPImageConfig)
-class OpenCLIPImageEncoder(nn.Module):
+@encoder("image_open_clip", config=OpenCLIPConfig)
+class OpenCLIPImageEncoder(Freezable):
     """The image tower of an open_clip model (projected CLIP image embedding).
 
     Shapes:
@@ -50,7 +28,7 @@ class OpenCLIPImageEncoder(nn.Module):
         ``[B, embed_dim]``.
     """
 
-    def __init__(self, config: OpenCLIPImageConfig) -> None:
+    def __init__(self, config: OpenCLIPConfig) -> None:
         super().__init__()
         model, _ = load_open_clip(config.model_name, config.pretrained, config.config_file, WHO)
         self.config = config
@@ -58,16 +36,7 @@ class OpenCLIPImageEncoder(nn.Module):
         self.width = int(self.visual.output_dim)
         size = getattr(self.visual, "image_size", None)
         self.image_size = tuple(size) if isinstance(size, (tuple, list)) else (size, size)
-        if config.freeze:
-            self.visual.requires_grad_(False)
-            self.visual.eval()
-
-    def train(self, mode: bool = True) -> OpenCLIPImageEncoder:
-        """Set the training mode; a frozen tower stays in eval mode."""
-        super().train(mode)
-        if self.config.freeze:
-            self.visual.eval()
-        return self
+        self.freeze_inner(self.visual, config.freeze)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """Embed ``images`` with the CLIP image tower."""
@@ -75,5 +44,5 @@ class OpenCLIPImageEncoder(nn.Module):
             raise ValueError(f"image_open_clip expects [B, 3, {self.image_size[0]}, "
                              f"{self.image_size[1]}] (set the image modality's size), got "
                              f"{tuple(images.shape)}")
-        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.config.freeze):
+        with self.grad_context():
             return self.visual(images.float())

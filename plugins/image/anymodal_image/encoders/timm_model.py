@@ -33,6 +33,7 @@ import torch
 from torch import nn
 
 from anymodal import ConfigError, PluginError, encoder
+from anymodal.towers import Freezable
 from anymodal_image.config import TimmConfig
 
 __all__ = ["TimmEncoder"]
@@ -139,7 +140,7 @@ def _create(timm: Any, config: TimmConfig) -> nn.Module:
 @encoder("image_timm", config=TimmConfig,
          description="any timm model (architecture, local folder or hf-hub id); needs "
                      "anymodal-image[timm]")
-class TimmEncoder(nn.Module):
+class TimmEncoder(Freezable):
     """A timm backbone's pooled features.
 
     Args:
@@ -160,20 +161,11 @@ class TimmEncoder(nn.Module):
         # Models with a hidden head layer (MobileNetV3...) return that, not num_features.
         self.width = int(getattr(self.model, "head_hidden_size", None)
                          or self.model.num_features)
-        if config.freeze:
-            self.model.requires_grad_(False)
-            self.model.eval()
-
-    def train(self, mode: bool = True) -> TimmEncoder:
-        """Set the training mode; a frozen model stays in eval mode."""
-        super().train(mode)
-        if self.config.freeze:
-            self.model.eval()
-        return self
+        self.freeze_inner(self.model, config.freeze)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """The model's pooled features of ``images``."""
-        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.config.freeze):
+        with self.grad_context():
             out = self.model(images.float())
         if out.dim() != 2 or out.shape[1] != self.width:
             raise ValueError(f"image_timm: {self.config.model_name!r} returned "

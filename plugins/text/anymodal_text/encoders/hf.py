@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from anymodal import encoder
-from anymodal.towers import PretrainedTower, load_hf
+from anymodal.towers import PretrainedTower, TowerConfig, load_hf
 
 __all__ = ["HFTextConfig", "HFTextEncoder"]
 
@@ -24,26 +24,20 @@ WHO = "encoder 'text_hf'"
 
 
 @dataclass
-class HFTextConfig:
-    """Parameters of ``text_hf``.
+class HFTextConfig(TowerConfig):
+    """Parameters of ``text_hf``: :class:`anymodal.towers.TowerConfig` and two more.
 
     Args:
-        model: a local folder in Hugging Face format (config, weights, tokenizer) or a hub
-            id such as ``sentence-transformers/all-MiniLM-L6-v2`` (downloaded once).
-        pooling: ``"mean"`` over real tokens, ``"cls"`` (first token) or ``"pooler"`` (the
-            model's pooled output).
-        layer: a sub-module whose output is pooled instead of the last hidden state, e.g.
-            ``"encoder.layer.3"`` (``None``: the last hidden state).
-        max_length: the most tokens per text.
+        model: a local folder (config, weights, tokenizer) or a hub id such as
+            ``sentence-transformers/all-MiniLM-L6-v2``.
+        pooling: ``"mean"`` over real tokens (default), ``"cls"`` or ``"pooler"``.
+        layer: a sub-module whose output is pooled, e.g. ``"encoder.layer.3"``.
         freeze: keep the weights fixed (no gradient, always in eval mode).
+        max_length: the most tokens per text.
         normalize: L2-normalise the pooled vector (as sentence-transformers does).
     """
 
-    model: str | None = None
-    pooling: str = "mean"
-    layer: str | None = None
     max_length: int = 256
-    freeze: bool = False
     normalize: bool = False
 
 

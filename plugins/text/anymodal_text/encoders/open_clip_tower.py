@@ -8,41 +8,20 @@ collated batch is tokenised here, as ``text_hf`` does.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import torch
-from torch import nn
 
 from anymodal import encoder
-from anymodal.towers import load_open_clip
+from anymodal.towers import Freezable, OpenCLIPConfig, load_open_clip
 
-__all__ = ["OpenCLIPTextConfig", "OpenCLIPTextEncoder"]
+__all__ = ["OpenCLIPTextEncoder"]
 
 WHO = "encoder 'text_open_clip'"
 
 
-@dataclass
-class OpenCLIPTextConfig:
-    """Parameters of ``text_open_clip`` (the same as ``image_open_clip``'s).
-
-    Args:
-        model_name: the open_clip architecture (``"ViT-B-32"``); defaults to the stem of
-            ``config_file``.
-        pretrained: a local weight file, or an open_clip tag (downloaded once); ``None``:
-            random weights.
-        config_file: a JSON architecture to register first (tests use a tiny one).
-        freeze: keep the tower fixed (no gradient, always in eval mode).
-    """
-
-    model_name: str | None = None
-    pretrained: str | None = None
-    config_file: str | None = None
-    freeze: bool = False
-
-
-@encoder("text_open_clip", config=OpenCLIPTextConfig)
-class OpenCLIPTextEncoder(nn.Module):
+@encoder("text_open_clip", config=OpenCLIPConfig)
+class OpenCLIPTextEncoder(Freezable):
     """The text tower of an open_clip model (projected CLIP text embedding).
 
     Shapes:
@@ -50,7 +29,7 @@ class OpenCLIPTextEncoder(nn.Module):
         output: ``[B, embed_dim]``.
     """
 
-    def __init__(self, config: OpenCLIPTextConfig) -> None:
+    def __init__(self, config: OpenCLIPConfig) -> None:
         super().__init__()
         import open_clip
 
@@ -62,16 +41,7 @@ class OpenCLIPTextEncoder(nn.Module):
         self.tokenizer = open_clip.get_tokenizer(name)
         self.width = int(model.text_projection.shape[1]) if torch.is_tensor(
             getattr(model, "text_projection", None)) else int(model.embed_dim)
-        if config.freeze:
-            self.model.requires_grad_(False)
-            self.model.eval()
-
-    def train(self, mode: bool = True) -> OpenCLIPTextEncoder:
-        """Set the training mode; a frozen tower stays in eval mode."""
-        super().train(mode)
-        if self.config.freeze:
-            self.model.eval()
-        return self
+        self.freeze_inner(self.model, config.freeze)
 
     def forward(self, batch: dict[str, Any]) -> torch.Tensor:
         """Tokenise ``batch["text"]`` and embed it with the CLIP text tower."""
@@ -81,5 +51,5 @@ class OpenCLIPTextEncoder(nn.Module):
                              "batch (key 'text', a list of str), which this batch lacks")
         device = next(self.model.parameters()).device
         tokens = self.tokenizer(texts).to(device)
-        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.config.freeze):
+        with self.grad_context():
             return self.model.encode_text(tokens)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 
 from anymodal import encoder
-from anymodal.towers import PretrainedTower, load_hf
+from anymodal.towers import PretrainedTower, TowerConfig, load_hf
 from anymodal_video.encoders.common import check_clips
 
 __all__ = ["HFVideoConfig", "HFVideoEncoder"]
@@ -22,22 +22,11 @@ WHO = "encoder 'video_hf'"
 
 
 @dataclass
-class HFVideoConfig:
-    """Parameters of ``video_hf``.
+class HFVideoConfig(TowerConfig):
+    """Parameters of ``video_hf``: :class:`anymodal.towers.TowerConfig`.
 
-    Args:
-        model: a local folder in Hugging Face format or a hub id
-            (``MCG-NJU/videomae-base``); set from the modality's ``processor``.
-        pooling: ``"mean"`` over tokens (VideoMAE has no class token), ``"cls"`` or
-            ``"pooler"``.
-        layer: a sub-module whose output is pooled instead of the last hidden state.
-        freeze: keep the weights fixed (no gradient, always in eval mode).
+    ``model`` is set from the modality's ``processor`` (e.g. ``MCG-NJU/videomae-base``).
     """
-
-    model: str | None = None
-    pooling: str = "mean"
-    layer: str | None = None
-    freeze: bool = False
 
 
 @encoder("video_hf", config=HFVideoConfig, binds={"model": "processor"})
