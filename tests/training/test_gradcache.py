@@ -55,6 +55,25 @@ def test_micro_batches_of_8_equal_one_batch_of_64(name: str, params: dict, modal
     assert name != "symile" or want["missing.a"].abs().sum() > 1e-6
 
 
+def _registered_objectives() -> list[str]:
+    import anymodal
+
+    return [getattr(o, "name", o) for o in anymodal.list_objectives()]
+
+
+@pytest.mark.parametrize("name", _registered_objectives())
+def test_every_registered_objective(name: str) -> None:
+    """Every objective, with its default params, in micro-batches of 8 of 32 rows."""
+    batch = make_batch(KEYS3, 32, seed=6)
+    whole = TinyModel(KEYS3, name)
+    out_whole = whole.compute_loss(batch)
+    out_whole["loss"].backward()
+    cached = TinyModel(KEYS3, name)
+    out = gradcache_step(cached, batch, 8)
+    torch.testing.assert_close(out["loss"].detach(), out_whole["loss"].detach())
+    _assert_same_grads(grads_of(cached), grads_of(whole))
+
+
 def test_uneven_last_micro_batch_and_one_row_micro_batches() -> None:
     keys = KEYS3[:2]
     batch = make_batch(keys, 13, seed=2)
