@@ -29,7 +29,7 @@ from typing import Any
 import torch
 
 from anymodal.kernels import mip_topk
-from anymodal.kernels.chunked import DEFAULT_CHUNK_ELEMENTS
+from anymodal.kernels import DEFAULT_CHUNK_ELEMENTS
 from anymodal.retrieval.index import Index
 
 RESULTS = Path(__file__).parent / "results" / "retrieval.md"
