@@ -84,6 +84,7 @@ class SymileLoss(Objective):
         check_choice(self.config.negatives, NEGATIVES, "symile negatives")
         check_choice(self.config.missing, MISSING_CHOICES, "symile missing")
         self.generator = torch.Generator().manual_seed(self.config.seed)
+        self.generator_state: Tensor
         self.register_buffer("generator_state", self.generator.get_state())
 
     def _load_from_state_dict(self, state_dict: Mapping[str, Any], prefix: str,

@@ -47,15 +47,17 @@ def adjugate(b: list[list[Tensor]]) -> tuple[Tensor, list[list[Tensor]]]:
         return det, [[c[q][p] for q in range(3)] for p in range(3)]
     matrix = torch.stack([torch.stack(row, dim=-1) for row in b], dim=-2)  # [Q, n, n]
     keep = list(range(n))
-    adj = [[None] * n for _ in range(n)]
+    adj: list[list[Tensor]] = []
     for p in range(n):
+        row_p = []
         for q in range(n):
             rows = [r for r in keep if r != q]
             cols = [c for c in keep if c != p]
             minor = matrix[:, rows][:, :, cols]
-            adj[p][q] = (-1) ** (p + q) * torch.linalg.det(minor)
-    det = sum(b[0][q] * adj[q][0] for q in range(n))
-    return det, adj  # type: ignore[return-value]
+            row_p.append((-1) ** (p + q) * torch.linalg.det(minor))
+        adj.append(row_p)
+    det = torch.stack([b[0][q] * adj[q][0] for q in range(n)]).sum(dim=0)
+    return det, adj
 
 
 def _cofactor3(b: list[list[Tensor]], p: int, q: int) -> Tensor:

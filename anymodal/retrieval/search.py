@@ -136,6 +136,7 @@ def search(model: MultiModalModel, query: Query | Sequence[Query], index: Index,
             dicts for a batch (they may use different modalities).
         index: an :class:`Index` of the target modality.
         k: hits per query (fewer when the index is smaller).
+        batch_size: items embedded at once.
         rerank: FAISS candidates per hit for rules that FAISS cannot rank (module doc).
         device: where the exact search scores (default: the model's device).
         check_model: refuse an index built by another model.
@@ -145,7 +146,7 @@ def search(model: MultiModalModel, query: Query | Sequence[Query], index: Index,
         list, one such list per query.
     """
     single = isinstance(query, Mapping)
-    queries: list[Query] = [query] if single else list(query)  # type: ignore[list-item]
+    queries: list[Query] = [query] if single else list(query)  # type: ignore[list-item, arg-type]
     if check_model:
         index.check_model(model)
     results: list[list[Hit]] = [[] for _ in queries]
@@ -250,17 +251,23 @@ def _faiss_search(model: MultiModalModel, query: Mapping[str, Tensor], index: In
 def search_tuples(model: MultiModalModel, query: Query | Sequence[Query],
                   indexes: Sequence[Index], k: int = 10, *, batch_size: int = 64,
                   check_model: bool = True) -> list[TupleHit] | list[list[TupleHit]]:
-    """Symile tuple search: the ``k`` best tuples ``(row of indexes[0], row of indexes[1],
-    ...)`` for each query, by ``s · MIP(query..., candidate_1, ..., candidate_K)``.
+    """Symile tuple search: the ``k`` best tuples of rows of ``indexes`` for each query.
+
+    A tuple is ``(row of indexes[0], row of indexes[1], ...)``, ranked by
+    ``s · MIP(query..., missing..., candidate_1, ..., candidate_K)`` (the missing embeddings
+    of the modalities in neither the query nor the indexes).
 
     Example: a text query against every (audio, video) pair of an audio and a video index.
     The search goes through :func:`anymodal.kernels.mip_topk`, which streams the
     ``A_1 x ... x A_K`` table of a query in blocks with a running top-k.
 
     Args:
+        model: the model that built the indexes.
         query: one dict of raw items (or a list of dicts), as in :func:`search`.
         indexes: K >= 1 indexes of the candidate modalities, in tuple order.
         k: tuples per query (at most the number of tuples).
+        batch_size: items embedded at once.
+        check_model: refuse indexes built by another model.
 
     Returns:
         :class:`TupleHit` ``(ids, score, payloads)`` lists, best first.
@@ -269,7 +276,7 @@ def search_tuples(model: MultiModalModel, query: Query | Sequence[Query],
         ConfigError: the model's objective does not score by a multilinear product.
     """
     single = isinstance(query, Mapping)
-    queries: list[Query] = [query] if single else list(query)  # type: ignore[list-item]
+    queries: list[Query] = [query] if single else list(query)  # type: ignore[list-item, arg-type]
     if check_model:
         for index in indexes:
             index.check_model(model)
