@@ -266,7 +266,7 @@ def _rename_in(staging: Path, target: Path) -> bool:
     return True
 
 
-def _settle(root: Path, mask: int) -> None:
+def _settle(root: Path, mask: int, durable: bool = True) -> None:
     """Give everything under ``root`` the umask's permissions and flush it to disk."""
     paths = [root] if root.is_file() else [root, *root.rglob("*")]
     for path in paths:
@@ -277,8 +277,9 @@ def _settle(root: Path, mask: int) -> None:
             continue
         executable = path.stat().st_mode & 0o111
         os.chmod(path, (0o777 if executable else 0o666) & ~mask)
-        with open(path, "rb") as handle:
-            os.fsync(handle.fileno())
+        if durable:
+            with open(path, "rb") as handle:
+                os.fsync(handle.fileno())
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -349,39 +350,44 @@ def atomic_directory(target: str | os.PathLike[str]) -> Iterator[Path]:
 
 
 @contextlib.contextmanager
-def atomic_file(target: str | os.PathLike[str]) -> Iterator[Path]:
+def atomic_file(target: str | os.PathLike[str], durable: bool = True) -> Iterator[Path]:
     """Write a file crash-safely through the yielded staging path.
 
     Write to the staging path (a library may create it); it replaces ``target`` in one
-    ``os.replace`` when the block ends without error.
+    ``os.replace`` when the block ends without error. A file is never absent or torn, so
+    nothing is recovered first (no scan of the folder: cheap for caches of many files); a
+    crashed writer's hidden staging file is deleted by a later :func:`sweep` of the folder.
 
     Args:
         target: the destination file.
+        durable: flush the file and the folder to disk (off for caches that can be rebuilt).
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    recover(target)
     staging = hidden_sibling(target, STAGING)
     try:
         yield staging
         if not staging.is_file():
             raise AnymodalError(f"nothing was written for {target} (expected a file at "
                                 f"{staging})")
-        _settle(staging, current_umask())
+        _settle(staging, current_umask(), durable)
         os.replace(staging, target)
     finally:
         _remove(staging)
-    _fsync_dir(target.parent)
+    if durable:
+        _fsync_dir(target.parent)
 
 
-def atomic_write_bytes(target: str | os.PathLike[str], data: bytes) -> Path:
+def atomic_write_bytes(target: str | os.PathLike[str], data: bytes, durable: bool = True
+                       ) -> Path:
     """Replace ``target`` with ``data`` crash-safely; returns its path.
 
     Args:
         target: the destination file.
         data: its new content.
+        durable: flush it to disk before the rename (see :func:`atomic_file`).
     """
-    with atomic_file(target) as staging:
+    with atomic_file(target, durable) as staging:
         staging.write_bytes(data)
     return Path(target)
 

@@ -169,3 +169,17 @@ def test_a_writer_that_writes_nothing_is_an_error(tmp_path: Path) -> None:
             atomic.atomic_file(tmp_path / "x.bin"):
         pass
     assert not (tmp_path / "x.bin").exists()
+
+
+def test_single_file_writes_scan_nothing_and_may_skip_the_flush(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A cache writes many files into one folder: no per-write scan of it, and no fsync
+    # when the caller can rebuild the file.
+    monkeypatch.setattr(atomic, "recover", lambda target: pytest.fail("scanned the folder"))
+    flushes: list[int] = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: flushes.append(fd) or real_fsync(fd))
+    atomic.atomic_write_bytes(tmp_path / "a.bin", b"x", durable=False)
+    assert flushes == [] and (tmp_path / "a.bin").read_bytes() == b"x"
+    atomic.atomic_write_bytes(tmp_path / "b.bin", b"y")
+    assert len(flushes) == 2  # the file, then its folder
