@@ -57,13 +57,19 @@ class Curve:
 
 
 def _parse(spec: str) -> tuple[str, dict[str, Any]]:
-    """``"siglip:init_bias=-4"`` -> ``("siglip", {"init_bias": -4.0})``."""
+    """``"siglip:init_bias=-4;pairs=a:b"`` -> ``("siglip", {"init_bias": -4.0, ...})``.
+
+    Numbers become floats, ``true``/``false`` booleans, anything else stays a string.
+    """
     name, _, rest = spec.partition(":")
     params: dict[str, Any] = {}
     for item in filter(None, rest.split(";")):
         key, _, value = item.partition("=")
+        if value.lower() in ("true", "false"):
+            params[key] = value.lower() == "true"
+            continue
         try:
-            params[key] = float(value) if "." in value or value.lstrip("-").isdigit() else value
+            params[key] = float(value)
         except ValueError:
             params[key] = value
     return name, params
