@@ -3,9 +3,13 @@
 Every objective is an ``nn.Module`` called as
 ``obj(embeddings: {m: Tensor[N, D]}, logit_scale, present=None) -> dict`` whose ``"loss"``
 is the scalar to minimise, with named parts and row counts beside it, and which ranks
-retrieval candidates with ``obj.score(query, candidates, logit_scale) -> Tensor[Q, C]``.
-They are registered by the built-in plugin :mod:`anymodal.builtin.objectives` through
-:func:`builtin_objective_specs`, like any third-party objective.
+retrieval candidates with ``obj.score(query, candidates, logit_scale, missing=None) ->
+Tensor[Q, C]``. The built-in ones subclass :class:`Objective`, which owns ``forward``
+(full precision, the gather across processes, the output dict): each writes only its
+``terms`` and its ``score`` and declares its ``query_rule`` (read by retrieval) and
+``subset_training_default`` (read by training). They are registered by the built-in plugin
+:mod:`anymodal.builtin.objectives` through :func:`builtin_objective_specs`, like any
+third-party objective.
 """
 
 from __future__ import annotations
