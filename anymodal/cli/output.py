@@ -107,9 +107,9 @@ def _floor(column: int, header: str, cells: list[str], keys: int) -> int:
     """The narrowest a column may get: its longest name token, number or header word."""
     words = [len(w) for w in header.split()] or [0]
     if column < keys:
-        return max(*words, *(len(t.strip()) for c in cells for t in _name_tokens(c)))
+        return max([*words, *(len(t.strip()) for c in cells for t in _name_tokens(c))])
     if cells and all(_is_number(c) or c == "-" for c in cells):
-        return max(*words, *(len(c) for c in cells))  # a number is never cut
+        return max([*words, *(len(c) for c in cells)])  # a number is never cut
     # Text wraps at spaces; only a word longer than _LONG_WORD is ever cut.
     longest = max([len(w) for c in cells for w in c.split()] or [0])
     return max(6, *words, min(longest, _LONG_WORD))
