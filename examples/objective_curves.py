@@ -4,8 +4,8 @@ Why an objective stays at chance is visible in its curve: a loss that does not m
 SigLIP bias stuck at its initial value, an R@1 that never leaves chance while the loss
 falls (collapse). This script trains each chosen objective with the study's model, data and
 budget (``examples/compare_objectives.py``: same encoders, AdamW, warmup and cosine
-schedule), in a small loop of its own so that it can evaluate every ``--every`` steps, and
-writes the curves as a markdown table and a PNG.
+schedule, gradient-norm clipping), in a small loop of its own so that it can evaluate every
+``--every`` steps, and writes the curves as a markdown table and a PNG.
 
 Run from the repository root (the digits data is built on first use, like the study)::
 
@@ -108,6 +108,8 @@ def train_curve(spec: str, data_dir: Path, budget: Any, every: int, seed: int = 
             loss = model(batch, return_loss=True)["loss"]
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            if config.optim.grad_clip > 0:  # as the training loop does
+                torch.nn.utils.clip_grad_norm_(model.parameters(), config.optim.grad_clip)
             optimizer.step()
             scheduler.step()
             losses.append(float(loss.detach()))
