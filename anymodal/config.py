@@ -136,6 +136,19 @@ class DatasetConfig:
 
 
 @dataclass
+class SampleCacheConfig:
+    """The sample cache (:mod:`anymodal.data.sample_cache`).
+
+    Args:
+        dir: the folder that holds it (shared by runs and ``anymodal cache build``).
+        modalities: the recipe keys whose decoded items are cached (``null``: all).
+    """
+
+    dir: str = "cache/samples"
+    modalities: list[str] | None = None
+
+
+@dataclass
 class DataConfig:
     """The data: splits, batching, loader workers and the bad-row policy.
 
@@ -150,6 +163,7 @@ class DataConfig:
         max_bad_fraction: stop when more than this fraction of rows seen failed to load.
         load_timeout: seconds one item may take to load and transform before its row is
             bad (a FIFO, a stalled network file system); ``0``: no limit.
+        cache: the sample cache: each item's decoded part stored once (``null``: none).
     """
 
     train: DatasetConfig = field(default_factory=DatasetConfig)
@@ -160,6 +174,7 @@ class DataConfig:
     on_error: str = "skip"
     max_bad_fraction: float = 0.1
     load_timeout: float = 60.0
+    cache: SampleCacheConfig | None = None
 
 
 @dataclass

@@ -24,7 +24,7 @@ __all__ = ["BUILTIN_GROUPS", "build_parser", "builtin_commands", "main"]
 
 # The modules of anymodal.cli that hold built-in commands, in the order --help lists them.
 BUILTIN_GROUPS = ("plugins", "doctor", "describe", "config", "train", "datasets", "demo",
-                  "index", "search", "evaluate")
+                  "index", "search", "evaluate", "cache")
 
 # `anymodal demo --digits ...` is the plugin command `anymodal demo-digits ...`.
 _FLAG_ALIASES = {("demo", "--digits"): "demo-digits"}

@@ -52,6 +52,17 @@ class VideoSource:
             raise DataError(self.name, "decoded frames contain NaN or infinite values")
         return frames
 
+    def cache_form(self) -> tuple[torch.Tensor, float]:
+        """Every frame decoded, as a ``(frames, fps)`` source ``load_video`` accepts again.
+
+        The deterministic part the sample cache stores (:mod:`anymodal.data.sample_cache`):
+        later epochs sample and augment frames without decoding the file.
+
+        Shapes:
+            frames: ``[num_frames, H, W, 3]``.
+        """
+        return self.read(list(range(self.num_frames))), self.fps
+
 
 def load_video(source: Any, config: VideoConfig) -> VideoSource:
     """Open ``source`` as a video.
