@@ -22,13 +22,19 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from accelerate import Accelerator, DataLoaderConfiguration, DistributedDataParallelKwargs
-from accelerate.utils import set_seed
+from accelerate import (
+    Accelerator,
+    DataLoaderConfiguration,
+    DistributedDataParallelKwargs,
+    PartialState,
+)
+from accelerate.utils import broadcast_object_list, set_seed
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import IterableDataset
 
 from anymodal.config import load_config
 from anymodal.data.build import build_dataloader, build_dataset, default_num_workers
+from anymodal.data.sample_cache import with_sample_cache
 from anymodal.data.subsets import ModalityDropout
 from anymodal.errors import AnymodalError
 from anymodal.model import MultiModalModel
@@ -40,6 +46,7 @@ from .checkpoint import TrainerState, latest_checkpoint, load_checkpoint, save_c
 from .collapse import LossWatch, collapsed_modalities
 from .context import Run, TrainContext
 from .evaluate import evaluate
+from .generators import ModuleGenerators
 from .gradcache import GradCache
 from .optim import build_optimizer, build_scheduler
 from .policies import (
@@ -50,6 +57,7 @@ from .policies import (
     known_bad_rows,
     on_nonfinite,
 )
+from .rundir import OutputLock, RunRecord, claim_output_dir
 from .signals import StopRequest, catch_stop_signals
 from .summary import print_end, print_start
 from .tracking import MetricsLog, make_trackers
@@ -97,8 +105,15 @@ def train(config: DictConfig) -> TrainResult:
         A :class:`TrainResult`; ``stopped`` is true when a signal ended the run early.
     """
     started = time.perf_counter()
-    # 1. Build the accelerator, the model, the data and the optimiser, and prepare them.
-    run = _build(config)
+    # 0. Own the output folder: its lock, this run's id, no other run's files adopted.
+    record, lock = _claim_output_dir(config)
+    try:
+        # 1. Build the accelerator, the model, the data and the optimiser, and prepare them.
+        run = _build(config, record.run_id)
+    except BaseException:
+        if lock is not None:
+            lock.release()
+        raise
     acc = run.accelerator
     try:
         acc.init_trackers(config.logging.project,
@@ -115,8 +130,47 @@ def train(config: DictConfig) -> TrainResult:
             _finish(run, time.perf_counter() - started)
     finally:
         acc.end_training()
+        if lock is not None:
+            lock.release()
     return TrainResult(run.output_dir, run.state.step, run.final_metrics, run.state.best or {},
                        stopped, _wait_fraction(run))
+
+
+# -- 0. the output folder -----------------------------------------------------------------------
+
+
+def _use_cpu(config: DictConfig) -> bool:
+    return (not torch.cuda.is_available()) if config.train.cpu is None else bool(config.train.cpu)
+
+
+def _resuming(config: DictConfig) -> bool:
+    # YAML reads a bare `no` as false: both mean "start afresh".
+    return str(config.train.resume).lower() not in ("no", "false", "none", "")
+
+
+def _claim_output_dir(config: DictConfig) -> tuple[RunRecord, OutputLock | None]:
+    """The main process locks the folder and records the run; every process learns how.
+
+    A refusal is raised on every process, so that no process waits for the others.
+    """
+    state = PartialState(cpu=_use_cpu(config))
+    lock, outcome = None, None
+    if state.is_main_process:
+        lock = OutputLock(Path(config.train.output_dir))
+        try:
+            lock.acquire()
+            outcome = claim_output_dir(config, _resuming(config))
+        except AnymodalError as exc:
+            lock.release()
+            lock, outcome = None, exc
+    if state.num_processes > 1:
+        shared = [outcome]
+        broadcast_object_list(shared)
+        outcome = shared[0]
+    if isinstance(outcome, BaseException):
+        raise outcome
+    assert isinstance(outcome, RunRecord)
+    return outcome, lock
 
 
 # -- 1. build ---------------------------------------------------------------------------------
@@ -124,7 +178,7 @@ def train(config: DictConfig) -> TrainResult:
 
 def _make_accelerator(config: DictConfig) -> Accelerator:
     t = config.train
-    cpu = (not torch.cuda.is_available()) if t.cpu is None else bool(t.cpu)
+    cpu = _use_cpu(config)
     Path(t.output_dir).mkdir(parents=True, exist_ok=True)
     return Accelerator(
         cpu=cpu,
@@ -142,8 +196,10 @@ def _make_accelerator(config: DictConfig) -> Accelerator:
 
 
 def _cpu_threads(config: DictConfig, processes: int, workers: int) -> int:
-    """Intra-op threads for CPU training: ``train.threads``, or the cores left to each
-    process once the DataLoader workers have theirs. Oversubscribed cores make small
+    """Intra-op threads for CPU training.
+
+    ``train.threads``, or the cores left to each process once the DataLoader workers have
+    theirs. Oversubscribed cores make small
     matrix products many times slower (measured: 6 s against 1 s per step on 2 cores).
     """
     if config.train.threads:
@@ -153,8 +209,14 @@ def _cpu_threads(config: DictConfig, processes: int, workers: int) -> int:
 
 
 def modality_dropout(config: DictConfig, model: MultiModalModel) -> ModalityDropout:
-    """The recipe's ``train.modality_dropout``; ``p: null`` means 0.3 for objectives whose
-    subset queries would otherwise be untrained (``subset_training_default``), else 0.
+    """The recipe's ``train.modality_dropout`` as a :class:`ModalityDropout`.
+
+    ``p: null`` means 0.3 for objectives whose subset queries would otherwise be untrained
+    (``subset_training_default``), else 0.
+
+    Args:
+        config: the recipe.
+        model: the model (its objective decides the default).
     """
     md = config.train.modality_dropout
     p = md.p
@@ -163,7 +225,7 @@ def modality_dropout(config: DictConfig, model: MultiModalModel) -> ModalityDrop
     return ModalityDropout(float(p), int(md.min_present), int(config.train.seed))
 
 
-def _build(config: DictConfig) -> Run:
+def _build(config: DictConfig, run_id: str) -> Run:
     """Make the accelerator, model, datasets, loaders, optimiser and scheduler, prepared."""
     acc = _make_accelerator(config)
     set_seed(config.train.seed)
@@ -171,7 +233,8 @@ def _build(config: DictConfig) -> Run:
         torch.use_deterministic_algorithms(True, warn_only=True)
     model = MultiModalModel(config)
     data = config.data
-    train_set = build_dataset(data.train, model.modalities, True, data.on_error,
+    specs = with_sample_cache(model.modalities, data.get("cache"))  # loads read the cache
+    train_set = build_dataset(data.train, specs, True, data.on_error,
                               config.train.seed, load_timeout=data.load_timeout)
     workers = (default_num_workers(train_set, acc.num_processes) if data.num_workers is None
                else int(data.num_workers))
@@ -182,7 +245,7 @@ def _build(config: DictConfig) -> Run:
                               seed=config.train.seed, dropout=modality_dropout(config, model))
     val_set = val_loader = None
     if data.val is not None:
-        val_set = build_dataset(data.val, model.modalities, False, data.on_error,
+        val_set = build_dataset(data.val, specs, False, data.on_error,
                                 load_timeout=data.load_timeout)
         val_loader = build_dataloader(val_set, model.modalities, data.batch_size,
                                       shuffle=False, num_workers=workers, drop_last=False)
@@ -195,8 +258,11 @@ def _build(config: DictConfig) -> Run:
         model, optimizer, loader, scheduler = acc.prepare(model, optimizer, loader, scheduler)
     if val_loader is not None:
         val_loader = acc.prepare(val_loader)
+    generators = ModuleGenerators(acc.unwrap_model(model))
+    if any(True for _ in generators.generators()):  # e.g. Symile's negatives: n
+        acc.register_for_checkpointing(generators)
     output_dir = Path(config.train.output_dir)
-    run = Run(config, output_dir, "", acc, model, acc.unwrap_model(model), optimizer,
+    run = Run(config, output_dir, run_id, acc, model, acc.unwrap_model(model), optimizer,
                scheduler, train_set, loader, streaming, val_set, val_loader, TrainerState(),
                MetricsLog(output_dir) if acc.is_main_process else None)
     if _chance_is_ln_batch(config):
@@ -206,7 +272,8 @@ def _build(config: DictConfig) -> Run:
 
 
 def _chance_is_ln_batch(config: DictConfig) -> bool:
-    """Objectives whose loss is a cross-entropy over the global batch, ln(batch) at chance
+    """Whether the objective's loss is ln(batch) at chance (a cross-entropy over the batch).
+
     (SigLIP's and the multi-view losses' chance values differ; Symile ``n_squared``'s is
     ln(batch^(M-1))).
     """
@@ -220,10 +287,9 @@ def _chance_is_ln_batch(config: DictConfig) -> bool:
 
 
 def _resume(run: Run) -> None:
-    choice = str(run.config.train.resume)
-    # YAML reads a bare `no` as false: both mean "start afresh".
-    if choice.lower() in ("no", "false", "none", ""):
+    if not _resuming(run.config):
         return
+    choice = str(run.config.train.resume)
     path = latest_checkpoint(run.output_dir) if choice == "auto" else Path(choice)
     if path is None:
         return
@@ -370,8 +436,9 @@ def _log(run: Run, values: dict[str, float]) -> None:
 
 
 def _evaluate(run: Run) -> dict[str, float]:
-    """Validation metrics by ``anymodal eval``'s rule (every process takes part); the best
-    of each is kept, and a collapsed modality is reported.
+    """Validation metrics by ``anymodal eval``'s rule (every process takes part).
+
+    The best of each is kept, and a collapsed modality is reported.
     """
     if run.val_loader is None:
         return {}
@@ -402,8 +469,14 @@ def _eval_tasks(config: DictConfig) -> list[str] | None:
 
 
 def positives_rule(config: DictConfig, val_set: Any) -> str:
-    """``eval.positives``, or ``label`` for synthetic rows (only their class relates them)
-    and ``source`` for rows read from files (as ``anymodal eval`` defaults).
+    """The positives rule of validation: ``eval.positives``, else a default by data kind.
+
+    ``label`` for synthetic rows (only their class relates them) and ``source`` for rows
+    read from files (as ``anymodal eval`` defaults).
+
+    Args:
+        config: the recipe.
+        val_set: the validation dataset.
     """
     from anymodal.data.synthetic import SyntheticDataset
 
@@ -440,7 +513,8 @@ def _finish(run: Run, seconds: float) -> None:
     if acc.is_main_process:
         run.raw_model.save_pretrained(run.output_dir / "model")
         print_end(run.output_dir, run.state.step, run.final_metrics, run.state.best or {},
-                  run.state.bad_rows, seconds, _wait_fraction(run))
+                  run.state.bad_rows, seconds, _wait_fraction(run),
+                  positives_rule(run.config, run.val_set))
 
 
 def _flat(tree: Any, prefix: str = "") -> dict[str, Any]:
