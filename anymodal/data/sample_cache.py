@@ -281,7 +281,8 @@ class CachedLoad:
         except Uncacheable as exc:
             log.debug("sample cache: %s not stored: %s", source, exc)
             return raw
-        atomic_write_bytes(path, data)
+        # not flushed: an entry torn by a crash fails its checksum and is rebuilt
+        atomic_write_bytes(path, data, durable=False)
         # a source form is loaded again so that a miss returns what a hit returns
         return self.load(value) if kind == "source" else raw
 
