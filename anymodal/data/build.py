@@ -61,18 +61,20 @@ def default_num_workers(dataset: Dataset, processes: int = 1) -> int:  # type: i
 def build_dataloader(dataset: Dataset, modalities: Mapping[str, ModalitySpec],  # type: ignore[type-arg]
                      batch_size: int, shuffle: bool, num_workers: int = 0,
                      pin_memory: bool = False, seed: int = 0, drop_last: bool = True,
-                     dropout: ModalityDropout | None = None) -> DataLoader:  # type: ignore[type-arg]
+                     dropout: ModalityDropout | None = None, epochs: int = 1
+                     ) -> DataLoader:  # type: ignore[type-arg]
     """A loader whose batches are collated with presence masks.
 
     A shuffled map-style set is read in the seeded order of :class:`EpochSampler`, whose
     indices carry the epoch so that ``dropout`` (subset-consistent training) draws the
-    same hidden modalities per row and epoch in every process and loader worker.
+    same hidden modalities per row and epoch in every process and loader worker; one pass
+    of the loader chains ``epochs`` epochs (no stall at each epoch boundary).
     """
     iterable = isinstance(dataset, IterableDataset)
     sampler = None
     if shuffle and not iterable:
         dataset = EpochRows(dataset, dropout or ModalityDropout(seed=seed))
-        sampler = EpochSampler(len(dataset), seed)
+        sampler = EpochSampler(len(dataset), seed, epochs)
     return DataLoader(
         dataset,
         batch_size=batch_size,

@@ -93,28 +93,37 @@ class EpochSampler(Sampler[int]):
     :meth:`set_epoch` (through ``DataLoaderShard.set_epoch``), and shards the batches of
     this sampler across processes as it does any other.
 
+    With ``epochs > 1`` one pass of the sampler chains that many epochs, starting at the
+    epoch set. A loader whose sampler ends drains its workers' prefetch queue and refills
+    it at the next ``iter()`` (persistent workers or not), so every epoch boundary stalled
+    the run for about one batch's decoding; chained epochs keep the queue full. A batch
+    may then straddle two epochs (only the chain's last partial batch is dropped).
+
     Args:
         size: rows in the dataset.
         seed: the run's seed.
+        epochs: epochs per pass.
     """
 
-    def __init__(self, size: int, seed: int = 0) -> None:
+    def __init__(self, size: int, seed: int = 0, epochs: int = 1) -> None:
         self.size = int(size)
         self.seed = int(seed)
+        self.epochs = max(1, int(epochs))
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
-        """Set the epoch of the next pass (Accelerate calls this)."""
+        """Set the first epoch of the next pass (Accelerate calls this)."""
         self.epoch = int(epoch)
 
     def __len__(self) -> int:
-        return self.size
+        return self.size * self.epochs
 
     def __iter__(self) -> Iterator[int]:
-        g = torch.Generator().manual_seed(self.seed + self.epoch)
-        base = self.epoch * self.size
-        for row in torch.randperm(self.size, generator=g).tolist():
-            yield base + row
+        for epoch in range(self.epoch, self.epoch + self.epochs):
+            g = torch.Generator().manual_seed(self.seed + epoch)
+            base = epoch * self.size
+            for row in torch.randperm(self.size, generator=g).tolist():
+                yield base + row
 
 
 class EpochRows(Dataset[Any]):

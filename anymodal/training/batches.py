@@ -22,11 +22,26 @@ def _epoch_loader(run: Run, stream_epoch: int) -> Iterable[dict[str, Any]]:
     if run.streaming:
         run.train_set.set_epoch(stream_epoch)  # type: ignore[attr-defined]
         return run.train_loader
-    epoch, skip = divmod(run.state.batches_seen, len(run.train_loader))
-    run.train_loader.set_epoch(epoch)
+    # One pass of the loader chains several epochs (EpochSampler): pass p starts at epoch
+    # p * epochs, and a resumed run skips the batches of the pass it already consumed.
+    sampler = _epoch_sampler(run.train_loader)
+    per_pass = sampler.epochs if sampler is not None else 1
+    done, skip = divmod(run.state.batches_seen, len(run.train_loader))
+    run.train_loader.set_epoch(done * per_pass)
     if skip:
         return run.accelerator.skip_first_batches(run.train_loader, skip)
     return run.train_loader
+
+
+def _epoch_sampler(loader: Any) -> Any:
+    """The :class:`~anymodal.data.subsets.EpochSampler` under a prepared loader, if any."""
+    batch_sampler = getattr(loader, "batch_sampler", None)
+    for _ in range(3):  # BatchSamplerShard -> BatchSampler -> sampler
+        sampler = getattr(batch_sampler, "sampler", None)
+        if sampler is not None and hasattr(sampler, "epochs"):
+            return sampler
+        batch_sampler = getattr(batch_sampler, "batch_sampler", None)
+    return None
 
 
 def training_batches(run: Run) -> Iterator[dict[str, Any]]:

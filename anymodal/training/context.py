@@ -100,9 +100,11 @@ class Run:
     @property
     def epoch(self) -> int:
         """The current pass over a map-style training set (0 for streams)."""
-        if self.streaming or len(self.train_loader) == 0:
+        size = 0 if self.streaming else len(self.train_set)  # type: ignore[arg-type]
+        if size == 0:
             return 0
-        return self.state.batches_seen // len(self.train_loader)
+        rows = self.state.batches_seen * self.config.data.batch_size
+        return rows * self.accelerator.num_processes // size
 
     def context(self) -> TrainContext:
         """A frozen snapshot for hooks."""

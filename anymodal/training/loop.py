@@ -225,6 +225,23 @@ def modality_dropout(config: DictConfig, model: MultiModalModel) -> ModalityDrop
     return ModalityDropout(float(p), int(md.min_present), int(config.train.seed))
 
 
+def _epochs_per_pass(config: DictConfig, train_set: Any, processes: int) -> int:
+    """Epochs one pass of the training loader chains: the whole run, plus one.
+
+    A loader stalls for about one batch's decoding each time its sampler ends; chaining
+    the epochs the run needs into one pass leaves no boundary inside the run.
+
+    Args:
+        config: the recipe.
+        train_set: the training set (a stream has no epochs to chain).
+        processes: training processes.
+    """
+    if isinstance(train_set, IterableDataset) or len(train_set) == 0:
+        return 1
+    rows = config.train.max_steps * config.train.grad_accum * config.data.batch_size * processes
+    return min(10_000, math.ceil(rows / len(train_set)) + 1)
+
+
 def _build(config: DictConfig, run_id: str) -> Run:
     """Make the accelerator, model, datasets, loaders, optimiser and scheduler, prepared."""
     acc = _make_accelerator(config)
@@ -242,7 +259,8 @@ def _build(config: DictConfig, run_id: str) -> Run:
         torch.set_num_threads(_cpu_threads(config, acc.num_processes, workers))
     loader = build_dataloader(train_set, model.modalities, data.batch_size, shuffle=True,
                               num_workers=workers, pin_memory=data.pin_memory,
-                              seed=config.train.seed, dropout=modality_dropout(config, model))
+                              seed=config.train.seed, dropout=modality_dropout(config, model),
+                              epochs=_epochs_per_pass(config, train_set, acc.num_processes))
     val_set = val_loader = None
     if data.val is not None:
         val_set = build_dataset(data.val, specs, False, data.on_error,

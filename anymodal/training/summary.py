@@ -101,9 +101,13 @@ def print_end(output_dir: Path, step: int, final: dict[str, float], best: dict[s
 
     console = Console()
     shown = _print_retrieval(final, best, positives)
-    print_table(Table(f"finished at step {step} in {seconds:.1f} s", ["metric", "last", "best"],
-                      [[key, final.get(key), best.get(key)]
-                       for key in sorted((set(final) | set(best)) - shown)]))
+    rows = [[key, final.get(key), best.get(key)]
+            for key in sorted((set(final) | set(best)) - shown)]
+    title = f"finished at step {step} in {seconds:.1f} s"
+    if rows:  # a run without validation data has no metric to show
+        print_table(Table(title, ["metric", "last", "best"], rows))
+    else:
+        console.print(title)
     console.print(
         f"model: {output_dir / 'model'}\ncheckpoints: {output_dir / 'checkpoints'}\n"
         f"metrics: {output_dir / 'metrics.jsonl'}\n"

@@ -46,6 +46,14 @@ def test_sampler_order_is_accelerates_seeded_order_with_the_epoch_inside() -> No
     assert list(sampler) == [20 + i for i in expected]
 
 
+def test_one_pass_chains_epochs_so_the_loader_never_drains() -> None:
+    sampler = EpochSampler(5, seed=1, epochs=3)
+    sampler.set_epoch(2)
+    expected = [e * 5 + i for e in (2, 3, 4)
+                for i in torch.randperm(5, generator=torch.Generator().manual_seed(1 + e))]
+    assert len(sampler) == 15 and list(sampler) == expected
+
+
 def _present_masks(tmp_path: Path, workers: int) -> list[dict[str, list[bool]]]:
     config = load_config(None, [*vector_overrides(tmp_path, "symile", modalities=3),
                                 "data.train.size=40"])
