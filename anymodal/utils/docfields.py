@@ -101,7 +101,10 @@ def config_options(config_cls: type | None, prefix: str = "") -> list[Option]:
     """
     if config_cls is None or not dataclasses.is_dataclass(config_cls):
         return []
-    meanings = args_section(config_cls.__doc__)
+    # A field inherited from a base config is documented there: the subclass's text wins.
+    meanings: dict[str, str] = {}
+    for cls in reversed(config_cls.__mro__):
+        meanings.update({k: v for k, v in args_section(cls.__doc__).items() if v})
     options: list[Option] = []
     for f in dataclasses.fields(config_cls):
         default, required = _default(f)

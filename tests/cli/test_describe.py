@@ -78,6 +78,35 @@ def test_args_section_joins_continuation_lines_and_stops_at_the_next_section() -
     assert args_section('Args:\n        width: output width.\n') == {"width": "output width."}
 
 
+def test_an_inherited_field_is_documented_by_its_base_class() -> None:
+    from dataclasses import dataclass
+
+    @dataclass
+    class Base:
+        """Base.
+
+        Args:
+            model: the model id.
+            pooling: how tokens are pooled.
+        """
+
+        model: str = ""
+        pooling: str = "mean"
+
+    @dataclass
+    class Child(Base):
+        """Child, CLS pooling by default.
+
+        Args:
+            pooling: ``cls`` here.
+        """
+
+        pooling: str = "cls"
+
+    meanings = {o.name: o.meaning for o in config_options(Child)}
+    assert meanings == {"model": "the model id.", "pooling": "``cls`` here."}
+
+
 def test_config_options_expand_nested_dataclasses() -> None:
     from anymodal.config import ExperimentConfig
 
