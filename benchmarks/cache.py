@@ -1,0 +1,138 @@
+"""Training speed of the digits six-modality recipe with and without the sample cache.
+
+    python benchmarks/cache.py [--epochs 3]     # writes benchmarks/results/cache.md
+
+Needs the data built first (``anymodal datasets build digits data/digits``). Two runs of
+``plugins/datasets/anymodal_datasets/recipes/digits_symile.yaml``, one after the other, in
+fresh output folders: without ``data.cache``, then with a fresh cache of the five
+file-backed modalities (the captions are inline text: nothing to decode). The first epoch of
+the cached run fills the cache; steps/s is measured from the second epoch on, from the
+``time`` of each step in ``metrics.jsonl`` (no validation, no checkpoints in between).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+RECIPE = "plugins/datasets/anymodal_datasets/recipes/digits_symile.yaml"
+RESULTS = REPO / "benchmarks" / "results" / "cache.md"
+CACHED = "[image,audio,video,pointcloud,graph]"
+TRAIN_ROWS = REPO / "data" / "digits" / "train.jsonl"
+
+
+def run(out: Path, epochs: int, extra: list[str]) -> dict[str, float]:
+    """Train ``epochs`` epochs; steps/s of epoch 1 and of the later epochs."""
+    batch = 64
+    per_epoch = sum(1 for _ in TRAIN_ROWS.open()) // batch
+    steps = per_epoch * epochs
+    overrides = [f"train.output_dir={out / 'run'}", f"train.max_steps={steps}",
+                 "train.log_every=1", "train.eval_every=0", "train.checkpoint_every=0",
+                 "data.val=null", "logging.progress=false", "logging.trackers=[csv]",
+                 "train.resume=no", *extra]
+    began = time.time()
+    done = subprocess.run([sys.executable, "-m", "anymodal", "train", RECIPE, *overrides],
+                          cwd=REPO, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"training failed:\n{done.stderr[-3000:]}")
+    times, wait = {}, math.nan
+    for line in (out / "run" / "metrics.jsonl").read_text().splitlines():
+        record = json.loads(line)
+        if "train/loss" in record:
+            times[int(record["step"])] = float(record["time"])
+        wait = float(record.get("train/data_wait_fraction", wait))
+    first, last = times[per_epoch], times[steps]
+    return {"steps_per_epoch": per_epoch, "steps": steps,
+            "epoch1_steps_per_s": per_epoch / (first - began),
+            "later_steps_per_s": (steps - per_epoch) / (last - first),
+            "final_loss": _final_loss(out), "data_wait": wait}
+
+
+def loader_rate(cache: Path | None, epochs: int = 2) -> float:
+    """Rows/s of the training loader alone (2 workers) in its last epoch, no model step."""
+    import torch
+
+    from anymodal.config import load_config
+    from anymodal.data.build import build_dataloader, build_dataset
+    from anymodal.data.sample_cache import with_sample_cache
+    from anymodal.model import MultiModalModel
+
+    torch.set_num_threads(1)
+    extra = [] if cache is None else [f"data.cache.dir={cache}",
+                                      f"data.cache.modalities={CACHED}"]
+    config = load_config(REPO / RECIPE, extra)
+    specs = with_sample_cache(MultiModalModel(config).modalities, config.data.get("cache"))
+    dataset = build_dataset(config.data.train, specs, True, "skip")
+    loader = build_dataloader(dataset, specs, 64, shuffle=True, num_workers=2, epochs=epochs)
+    per_epoch = len(dataset) // 64
+    began = None
+    for index, _ in enumerate(loader):
+        if index == per_epoch * (epochs - 1) - 1:
+            began = time.perf_counter()  # the last epoch starts after this batch
+    assert began is not None
+    return per_epoch * 64 / (time.perf_counter() - began)
+
+
+def _final_loss(out: Path) -> float:
+    losses = [json.loads(line).get("train/loss") for line in
+              (out / "run" / "metrics.jsonl").read_text().splitlines()]
+    values = [v for v in losses if v is not None]
+    return float(values[-1]) if values else math.nan
+
+
+def main() -> None:
+    """Run both, print and write the table."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--loader-only", action="store_true",
+                        help="only the loader's rows/s (no training runs)")
+    args = parser.parse_args()
+    if args.loader_only:
+        with tempfile.TemporaryDirectory() as tmp:
+            plain_rate, cached_rate = loader_rate(None), loader_rate(Path(tmp) / "samples")
+        text = (f"\nLoader alone (`python benchmarks/cache.py --loader-only`: the training "
+                f"loader, 2 workers, batch 64, its second epoch, no model step): "
+                f"{plain_rate:.0f} rows/s without the cache, {cached_rate:.0f} rows/s with "
+                f"it, **{cached_rate / plain_rate:.2f}x**.\n")
+        print(text)
+        RESULTS.write_text((RESULTS.read_text() if RESULTS.exists() else "") + text)
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        plain = run(Path(tmp) / "plain", args.epochs, [])
+        cache = Path(tmp) / "samples"
+        cached = run(Path(tmp) / "cached", args.epochs,
+                     [f"data.cache.dir={cache}", f"data.cache.modalities={CACHED}"])
+        size = sum(p.stat().st_size for p in cache.rglob("*.safetensors")) / 2**20
+    ratio = cached["later_steps_per_s"] / plain["later_steps_per_s"]
+    lines = [
+        "# Sample cache: digits six-modality training (issue 16)",
+        "",
+        f"Command: `python benchmarks/cache.py --epochs {args.epochs}` (recipe `{RECIPE}`, "
+        f"batch 64, {plain['steps_per_epoch']} steps per epoch, {plain['steps']} steps, "
+        "2 loader workers, no validation).",
+        "",
+        "| run | epoch 1 steps/s | steps/s from epoch 2 | data wait | last train loss |",
+        "|---|---|---|---|---|",
+        f"| no cache | {plain['epoch1_steps_per_s']:.2f} | {plain['later_steps_per_s']:.2f} "
+        f"| {plain['data_wait']:.0%} | {plain['final_loss']:.4f} |",
+        f"| sample cache (filled in epoch 1) | {cached['epoch1_steps_per_s']:.2f} | "
+        f"{cached['later_steps_per_s']:.2f} | {cached['data_wait']:.0%} | "
+        f"{cached['final_loss']:.4f} |",
+        "",
+        f"Ratio from epoch 2 on: **{ratio:.2f}x**. Cache size: {size:.0f} MiB for "
+        f"{CACHED}. Epoch 1 includes start-up (model build, worker start).",
+    ]
+    text = "\n".join(lines) + "\n"
+    print(text)
+    RESULTS.write_text(RESULTS.read_text() + "\n" + text if RESULTS.exists() else text)
+
+
+if __name__ == "__main__":
+    main()
