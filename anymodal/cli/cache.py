@@ -32,11 +32,10 @@ def cmd_cache(args: argparse.Namespace) -> int:
     from anymodal.data.cache_build import build_cache, survey_cache
 
     config = load_config(args.recipe, args.overrides)
+    counts = None
     if args.action == "build":
         counts = build_cache(config, workers=max(1, args.workers),
                              progress=not args.no_progress)
-        emit(counts, [Table("sample cache build", ["rows", "bad rows"],
-                            [[counts["rows"], counts["bad_rows"]]])], args.json)
     survey = survey_cache(config)
     rows = [[key, survey.items[key], survey.hits[key],
              f"{survey.hits[key] / max(1, survey.items[key]):.1%}", survey.entries[key],
@@ -46,7 +45,10 @@ def cmd_cache(args: argparse.Namespace) -> int:
                   "entries": survey.entries[key], "bytes": survey.bytes[key],
                   "stale_entries": survey.stale_entries[key],
                   "stale_bytes": survey.stale_bytes[key]} for key in survey.items}
-    emit(data, [Table(f"sample cache {config.data.cache.dir}",
-                      ["modality", "items", "hits", "hit rate", "entries", "MiB", "stale"],
-                      rows)], args.json)
+    tables = [Table(f"sample cache {config.data.cache.dir}",
+                    ["modality", "items", "hits", "hit rate", "entries", "MiB", "stale"], rows)]
+    if counts is not None:
+        tables.insert(0, Table("sample cache build", ["rows", "bad rows"],
+                               [[counts["rows"], counts["bad_rows"]]]))
+    emit({"modalities": data, **({"build": counts} if counts else {})}, tables, args.json)
     return 0
