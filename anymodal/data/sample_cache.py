@@ -31,7 +31,9 @@ entry, field by field.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
+import importlib.metadata
 import json
 import logging
 import os
@@ -172,16 +174,30 @@ def decode_entry(data: bytes) -> tuple[str, Any]:
 
 # ---------------------------------------------------------------- keys and paths
 
+@functools.cache
+def _distribution_versions(module: str) -> str:
+    """``name==version`` of the installed distributions that provide ``module``'s package."""
+    top = module.split(".")[0]
+    names = importlib.metadata.packages_distributions().get(top, [])
+    return ",".join(sorted({f"{n}=={importlib.metadata.version(n)}" for n in names}))
+
+
 def namespace(spec: ModalitySpec) -> str:
-    """A hash of the modality's name, bound options and the format version.
+    """A hash of the modality's name, bound options, its code's version and the format's.
+
+    A new release of the plugin that reads the files (its distribution's version) starts
+    a new namespace too, so that a changed decoder never serves entries of the old one.
 
     Args:
         spec: the bound modality.
     """
     config = spec.config
-    options = dataclasses.asdict(config) if dataclasses.is_dataclass(config) else config
-    text = json.dumps({"modality": spec.name, "options": options, "format": FORMAT_VERSION},
-                      sort_keys=True, default=repr)
+    options = (dataclasses.asdict(config)
+               if dataclasses.is_dataclass(config) and not isinstance(config, type) else config)
+    load = getattr(spec.load, "func", spec.load)
+    code = _distribution_versions(str(getattr(load, "__module__", None) or ""))
+    text = json.dumps({"modality": spec.name, "options": options, "format": FORMAT_VERSION,
+                       "code": code}, sort_keys=True, default=repr)
     return hashlib.blake2b(text.encode("utf-8"), digest_size=8).hexdigest()
 
 
