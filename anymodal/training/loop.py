@@ -222,6 +222,12 @@ def modality_dropout(config: DictConfig, model: MultiModalModel) -> ModalityDrop
     p = md.p
     if p is None:
         p = 0.3 if getattr(model.objective, "subset_training_default", False) else 0.0
+    if p > 0 and config.data.train.kind == "webdataset":
+        # Rows of a stream have no stable index to seed their masks from (not built yet).
+        logger.warning("train.modality_dropout is not applied to streamed (webdataset) "
+                       "training data; subset queries of %s stay untrained",
+                       config.objective.name)
+        p = 0.0
     return ModalityDropout(float(p), int(md.min_present), int(config.train.seed))
 
 
