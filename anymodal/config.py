@@ -85,6 +85,9 @@ class ModelConfig:
         logit_scale_max: the learned multiplier is clamped at this value.
         learn_logit_scale: learn the multiplier, or keep it fixed.
         gradient_checkpointing: recompute encoder activations in the backward pass.
+        center: subtract a running mean of each head's outputs before normalising (see
+            ``anymodal.model.core.ProjectionHead``): fresh encoders embed every row in
+            nearly one direction, where sigmoid, volume and product objectives stall.
     """
 
     embed_dim: int = 128
@@ -94,6 +97,7 @@ class ModelConfig:
     logit_scale_max: float = 100.0
     learn_logit_scale: bool = True
     gradient_checkpointing: bool = False
+    center: bool = False
 
 
 @dataclass

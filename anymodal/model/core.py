@@ -42,16 +42,27 @@ _FINGERPRINTS: weakref.WeakKeyDictionary[Any, tuple[tuple[Any, ...], str]] = (
 class ProjectionHead(nn.Module):
     """Maps an encoder's features to the shared space.
 
+    With ``center``, a running mean of the head's outputs (an exponential moving average
+    over training batches, as DINO centres its teacher) is subtracted before the
+    embedding is normalised. Fresh encoders put every row of a modality in nearly the same
+    direction (mean pairwise cosine ~0.9 at initialisation): objectives that are not
+    invariant to a shift shared by all logits (sigmoid, multi-view, volumes, products) can
+    lower their loss by moving every logit together and stay there. Centring removes that
+    shared direction; it needs no gradient and is a fixed subtraction in evaluation.
+
     Args:
         width: the encoder's output width.
         embed_dim: the shared embedding width.
         kind: ``linear`` (no bias, as CLIP) or ``mlp`` (two layers with GELU).
+        center: subtract the running mean of the outputs.
+        momentum: how much of the running mean each training batch keeps.
 
     Shapes:
         input ``[B, width]``, output ``[B, embed_dim]``.
     """
 
-    def __init__(self, width: int, embed_dim: int, kind: str = "linear") -> None:
+    def __init__(self, width: int, embed_dim: int, kind: str = "linear",
+                 center: bool = False, momentum: float = 0.9) -> None:
         super().__init__()
         if kind == "linear":
             self.net: nn.Module = nn.Linear(width, embed_dim, bias=False)
@@ -61,10 +72,25 @@ class ProjectionHead(nn.Module):
             )
         else:
             raise ConfigError(f"model.head is {kind!r}; valid choices: linear, mlp")
+        self.momentum = momentum
+        self.centered = center
+        if center:
+            self.register_buffer("center", torch.zeros(embed_dim))
+            self.register_buffer("batches_seen", torch.zeros((), dtype=torch.long))
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        """Project encoder features into the shared space."""
-        return self.net(features)
+        """Project encoder features into the shared space (centred when asked)."""
+        out = self.net(features)
+        if not self.centered:
+            return out
+        if self.training and out.shape[0] > 1 and torch.is_grad_enabled():
+            # The first batch sets the centre itself, so training starts centred.
+            with torch.no_grad():
+                mean = out.detach().float().mean(0)
+                keep = self.momentum if int(self.batches_seen) > 0 else 0.0
+                self.center.mul_(keep).add_(mean, alpha=1.0 - keep)
+                self.batches_seen.add_(1)
+        return out - self.center.to(out.dtype)
 
 
 class MultiModalModel(nn.Module):
@@ -104,7 +130,8 @@ class MultiModalModel(nn.Module):
             self.modalities[key] = spec
             self.encoder_names[key] = name
             self.encoders[key] = encoder
-            self.heads[key] = ProjectionHead(encoder.width, self.embed_dim, config.model.head)
+            self.heads[key] = ProjectionHead(encoder.width, self.embed_dim, config.model.head,
+                                             center=bool(config.model.center))
             self.missing[key] = nn.Parameter(torch.randn(self.embed_dim) * 0.02)
             if mod.freeze and key not in self.adapted:
                 encoder.requires_grad_(False)
@@ -261,7 +288,7 @@ class MultiModalModel(nn.Module):
         manifest = {"anymodal_version": __version__, "torch_version": torch.__version__,
                     "fingerprint": self.fingerprint(), **provenance(self)}
         # The LoRA tensors alone go beside the full weights, inside the same atomic swap.
-        return io.write_model_folder(directory, to_yaml(self.config), self, manifest,
+        return io.write_model_folder(directory, self.config_yaml(), self, manifest,
                                      extra=lambda staging: save_adapters(self, staging))
 
     @classmethod
@@ -277,6 +304,9 @@ class MultiModalModel(nn.Module):
         manifest = io.read_manifest(folder)
         check_plugins(manifest, folder)
         model = cls(load_config(folder / io.CONFIG_FILE))
+        # The model's identity is the config as saved: re-resolving it adds the defaults of
+        # options introduced since, which must not make an older folder unloadable.
+        model.saved_config_yaml = (folder / io.CONFIG_FILE).read_text(encoding="utf-8")
         state = io.read_weights(folder, map_location)
         weights, config = folder / io.WEIGHTS_FILE, folder / io.CONFIG_FILE
         try:
@@ -298,16 +328,23 @@ class MultiModalModel(nn.Module):
         model.eval()
         return model
 
+    def config_yaml(self) -> str:
+        """The config as YAML: the text it was saved with for a loaded model (so that
+        options added by a later anymodal, resolved to their defaults, do not change the
+        model's identity), else the resolved config."""
+        return getattr(self, "saved_config_yaml", None) or to_yaml(self.config)
+
     def fingerprint(self) -> str:
         """A hash of the config and weights: indexes built by this model carry it.
 
         Computed by :func:`anymodal.model.io.fingerprint` and cached until a weight changes.
+        A model loaded from a folder hashes the ``config.yaml`` text it was saved with.
         """
         key = tuple((name, t.data_ptr(), t._version) for name, t in self.state_dict().items())
         cached = _FINGERPRINTS.get(self)
         if cached is not None and cached[0] == key:
             return cached[1]
-        value = io.fingerprint(to_yaml(self.config), self.state_dict())
+        value = io.fingerprint(self.config_yaml(), self.state_dict())
         _FINGERPRINTS[self] = (key, value)
         return value
 

@@ -125,3 +125,28 @@ def test_gradient_checkpointing_gives_the_same_gradients(tmp_path: Path) -> None
     for (name, a), (_, b) in zip(plain.named_parameters(), ckpt.named_parameters()):
         if a.grad is not None:
             torch.testing.assert_close(a.grad, b.grad, msg=name)
+
+
+def _mean_cosine(x: torch.Tensor) -> float:
+    n = x.shape[0]
+    return float((x @ x.T).fill_diagonal_(0).sum() / (n * (n - 1)))
+
+
+def test_centering_removes_the_direction_every_row_shares(tmp_path: Path) -> None:
+    """Fresh encoders embed a whole modality in nearly one direction; model.center
+    subtracts the running mean, so the rows spread out from the first training batch on."""
+    plain, centred = _model(tmp_path), _model(tmp_path, "model.center=true")
+    batch = _batch(plain, missing=0.0)
+    plain.train(), centred.train()
+    head = centred.heads["a"]
+    features = centred.encoders["a"](batch["a"])
+    out = head(features + 0.0)  # training mode with grad: the first batch sets the centre
+    assert int(head.batches_seen) == 1
+    assert torch.allclose(out.mean(0), torch.zeros(out.shape[1]), atol=1e-5)
+    centre = head.center.clone()
+    centred.eval()
+    with torch.no_grad():
+        head(features)
+    assert torch.equal(head.center, centre)  # evaluation never moves the centre
+    assert "heads.a.center" in centred.state_dict()
+    assert "heads.a.center" not in plain.state_dict()

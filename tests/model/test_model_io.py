@@ -130,3 +130,29 @@ def test_a_foreign_folder_is_not_replaced(tmp_path: Path) -> None:
     with pytest.raises(ArtifactError, match=r"not a model folder.*not replaced"):
         _model(tmp_path).save_pretrained(tmp_path / "mine")
     assert (tmp_path / "mine" / "thesis.tex").read_text() == "precious"
+
+
+def test_a_folder_saved_before_an_option_existed_still_loads(saved: Path) -> None:
+    """A later anymodal adds options (resolved to their defaults at load): the folder's
+    identity is the config it was saved with, so its recorded fingerprint still matches."""
+    config = saved / "config.yaml"
+    text = config.read_text()
+    assert "center: false" in text
+    older = text.replace("  center: false\n", "")  # as written before model.center existed
+    config.write_text(older)
+    manifest = json.loads((saved / "anymodal.json").read_text())
+    import hashlib
+
+    from anymodal.model import io
+
+    entry = manifest["files"]["config.yaml"]
+    entry["sha256"] = hashlib.sha256(older.encode()).hexdigest()
+    entry["size"] = len(older.encode())
+    # what that older anymodal recorded: the hash of the text it wrote, and the weights
+    manifest["fingerprint"] = io.fingerprint(older, io.read_weights(saved))
+    (saved / "anymodal.json").write_text(json.dumps(manifest))
+    model = anymodal.load_model(saved)
+    assert model.fingerprint() == manifest["fingerprint"]
+    assert model.config.model.center is False
+    model.save_pretrained(saved.parent / "again")  # and a re-save loads too
+    assert anymodal.load_model(saved.parent / "again").fingerprint() == manifest["fingerprint"]
