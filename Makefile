@@ -33,7 +33,9 @@ $(STAMP): requirements/lock.txt pyproject.toml $(wildcard plugins/*/pyproject.to
 	test -x $(PY) || python3 -m venv $(VENV)
 	@# uv itself comes from the lock too (its pinned version), bootstrapped once with pip.
 	test -x $(UV) || $(PIP) install -q "$$(grep -E '^uv==' requirements/lock.txt)"
-	$(UV) pip sync --python $(PY) requirements/lock.txt
+	@# Bytecode is compiled at install: where PYTHONDONTWRITEBYTECODE is set (as on the
+	@# development machines) Python would otherwise recompile torch and more at every start.
+	$(UV) pip sync --python $(PY) --compile-bytecode requirements/lock.txt
 	$(PY) -m anymodal doctor --strict
 	sha256sum requirements/lock.txt > $(STAMP)
 
