@@ -61,6 +61,9 @@ class ProjectionHead(nn.Module):
         input ``[B, width]``, output ``[B, embed_dim]``.
     """
 
+    center: torch.Tensor
+    batches_seen: torch.Tensor
+
     def __init__(self, width: int, embed_dim: int, kind: str = "linear",
                  center: bool = False, momentum: float = 0.9) -> None:
         super().__init__()
@@ -120,6 +123,7 @@ class MultiModalModel(nn.Module):
         self.heads = nn.ModuleDict()
         self.missing = nn.ParameterDict()
         self.adapted: set[str] = set()
+        self.saved_config_yaml: str | None = None  # set by from_pretrained
         for key, mod in config.modalities.items():
             kind = mod.modality or key
             spec = get_modality(kind, **plain(mod.options))
@@ -332,7 +336,7 @@ class MultiModalModel(nn.Module):
         """The config as YAML: the text it was saved with for a loaded model (so that
         options added by a later anymodal, resolved to their defaults, do not change the
         model's identity), else the resolved config."""
-        return getattr(self, "saved_config_yaml", None) or to_yaml(self.config)
+        return self.saved_config_yaml or to_yaml(self.config)
 
     def fingerprint(self) -> str:
         """A hash of the config and weights: indexes built by this model carry it.

@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from anymodal import DatasetSpec, hookimpl
-from anymodal_datasets.digits.config import DigitsConfig
 from anymodal_datasets.checks import anymodal_register_doctor_checks  # noqa: F401  (a hook)
 from anymodal_datasets.demo import anymodal_register_commands  # noqa: F401  (a hook)
+from anymodal_datasets.digits.config import DigitsConfig
 
 
 def _build_digits(out_dir: Path, config: DigitsConfig) -> Path:
