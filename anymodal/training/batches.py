@@ -27,7 +27,7 @@ def _epoch_loader(run: Run, stream_epoch: int) -> Iterable[dict[str, Any]]:
     sampler = _epoch_sampler(run.train_loader)
     per_pass = sampler.epochs if sampler is not None else 1
     done, skip = divmod(run.state.batches_seen, len(run.train_loader))
-    run.train_loader.set_epoch(done * per_pass)
+    run.train_loader.set_epoch(done * per_pass)  # type: ignore[attr-defined]
     if skip:
         return run.accelerator.skip_first_batches(run.train_loader, skip)
     return run.train_loader

@@ -154,7 +154,8 @@ def _claim_output_dir(config: DictConfig) -> tuple[RunRecord, OutputLock | None]
     A refusal is raised on every process, so that no process waits for the others.
     """
     state = PartialState(cpu=_use_cpu(config))
-    lock, outcome = None, None
+    lock: OutputLock | None = None
+    outcome: RunRecord | AnymodalError | None = None
     if state.is_main_process:
         lock = OutputLock(Path(config.train.output_dir))
         try:
