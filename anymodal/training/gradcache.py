@@ -68,7 +68,7 @@ __all__ = [
 class CachedModel(Protocol):
     """What GradCache needs of a model (``MultiModalModel`` has it)."""
 
-    encoders: Mapping[str, nn.Module]
+    encoders: nn.ModuleDict
     objective: Callable[..., dict[str, Tensor]]
 
     def embed_batch(self, batch: Batch) -> dict[str, Tensor]: ...
@@ -150,15 +150,16 @@ def average_gradients(parameters: Sequence[nn.Parameter]) -> None:
         elif p.grad.is_sparse:
             raise ConfigError("train.micro_batch does not support sparse gradients")
     world = dist.get_world_size()
-    for dtype in sorted({p.grad.dtype for p in used}, key=str):
-        group = [p for p in used if p.grad.dtype == dtype]
-        flat = torch.cat([p.grad.reshape(-1) for p in group])
+    grads = [p.grad for p in used if p.grad is not None]  # every used one has one by now
+    for dtype in sorted({g.dtype for g in grads}, key=str):
+        group = [g for g in grads if g.dtype == dtype]
+        flat = torch.cat([g.reshape(-1) for g in group])
         dist.all_reduce(flat, op=dist.ReduceOp.SUM)
         flat /= world
         offset = 0
-        for p in group:
-            count = p.grad.numel()
-            p.grad.copy_(flat[offset:offset + count].view_as(p.grad))
+        for g in group:
+            count = g.numel()
+            g.copy_(flat[offset:offset + count].view_as(g))
             offset += count
 
 
