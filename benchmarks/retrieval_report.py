@@ -37,20 +37,27 @@ def _params(row: dict[str, Any]) -> str:
 
 def search_table(rows: list[dict[str, Any]]) -> list[str]:
     lines = ["| corpus | N | backend | built with | tuned setting | build (s) | memory (MB) | "
-             "FAISS (MB) | recall@10 | batch QPS | x exact | 1-query QPS |",
-             "|---|---:|---|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+             "FAISS (MB) | recall@10 | batch QPS | x exact (row) | x exact (tune) | 1-query QPS |",
+             "|---|---:|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     exact = {(r["corpus"], r["n"]): r["qps"] for r in rows if r["backend"] == "exact"}
     for r in rows:
         head = f"| {r['corpus']} | {r['n']:,} | {r['backend']} | {_params(r)} |"
         if "skipped" in r:
-            lines.append(f"{head} skipped: {r['skipped']} | | | | | | | |")
+            lines.append(f"{head} skipped: {r['skipped']} | | | | | | | | |")
             continue
         setting = ", ".join(f"{k}={v}" for k, v in r["settings"].items()) or "-"
         ratio = r["qps"] / exact[(r["corpus"], r["n"])]
+        tuned = f"{tune_ratio(r):.1f}" if "tune" in r else "-"
         lines.append(f"{head} {setting} | {r['build_s']:.1f} | {r['memory_mb']:,.0f} | "
                      f"{r['faiss_mb']:,.0f} | {r['recall']:.3f} | {r['qps']:,.0f} | "
-                     f"{ratio:.1f} | {r['single_qps']:,.0f} |")
+                     f"{ratio:.1f} | {tuned} | {r['single_qps']:,.0f} |")
     return lines
+
+
+def tune_ratio(row: dict[str, Any]) -> float:
+    """Batch QPS of the chosen setting over the exact search's, both measured by ``tune``
+    within seconds of each other on the tuning queries (the load-robust ratio)."""
+    return float(row["tune"]["qps"]) / float(row["tune"]["exact_qps"])
 
 
 def verdict(rows: list[dict[str, Any]], target: float = 0.95) -> list[str]:
@@ -66,14 +73,14 @@ def verdict(rows: list[dict[str, Any]], target: float = 0.95) -> list[str]:
             out.append(f"- {corpus}, N = {n:,}: no approximate backend reached recall@10 >= "
                        f"{target} on the test queries with its tuned setting.")
             continue
-        best = max(good, key=lambda r: r["qps"])
+        best = max(good, key=tune_ratio)
         setting = ", ".join(f"{k}={v}" for k, v in best["settings"].items())
         out.append(f"- {corpus}, N = {n:,}: **{best['backend']}** with the setting `tune` chose "
                    f"({setting}) reaches recall@10 = {best['recall']:.3f} on the test queries "
-                   f"at {best['qps']:,.0f} QPS, **{best['qps'] / exact:.1f}x** the exact "
-                   f"batch QPS ({exact:,.0f}) of the same run; also >= {target}: "
-                   + ", ".join(f"{r['backend']} ({r['qps'] / exact:.1f}x)" for r in good)
-                   + (". The 10x target is met." if best["qps"] >= 10 * exact
+                   f"at **{tune_ratio(best):.1f}x** the exact batch QPS measured beside it by "
+                   f"tune ({best['qps'] / exact:.1f}x the exact row's QPS); also >= {target}: "
+                   + ", ".join(f"{r['backend']} ({tune_ratio(r):.1f}x)" for r in good)
+                   + (". The 10x target is met." if tune_ratio(best) >= 10
                       else ". **The 10x target is not met.**"))
     return out
 
@@ -185,7 +192,11 @@ def write_report(raw: Path, page: Path, picture: Path) -> str:
         "making the `Index` (a normalised copy) plus the FAISS index (IVF: k-means on "
         "40 x nlist rows, then assignment). **memory**: resident-set growth of the build "
         "(the `Index`'s own float32 rows included). **FAISS**: the FAISS structure's "
-        "serialised size. IVF-PQ re-ranks its `refine x 10` candidates with the exact rows.",
+        "serialised size. IVF-PQ re-ranks its `refine x 10` candidates with the exact rows. "
+        "**x exact (row)**: over the exact row's batch QPS, measured minutes (up to half an "
+        "hour at 1M) earlier; **x exact (tune)**: the chosen setting's QPS over the exact "
+        "QPS that `tune` measured seconds before it on the tuning queries — the ratio to "
+        "trust on this shared machine, whose load changed several-fold during the run.",
         "", *search_table(rows), "", "![recall-QPS](retrieval.png)", "",
         "## Target: recall@10 >= 0.95 at >= 10x the exact batch QPS (largest N)", "",
         *verdict(rows), "",

@@ -35,7 +35,8 @@ def test_neighbour_recall_is_the_overlap_with_the_exact_top_k() -> None:
 
 def test_tune_reaches_the_target_with_the_cheapest_nprobe(tmp_path: Path) -> None:
     index = Index(clustered(6000, 0), modality="x", backend="ivf", nprobe=1)
-    result = index.tune(clustered(200, 1), target_recall=0.9, k=10)
+    # Not stopped by timings (a loaded machine could make a small IVF slower than exact).
+    result = tune_module.tune_index(index, clustered(200, 1), 0.9, 10, stop_when_slower=False)
     assert result.reached and result.recall >= 0.9
     probes = [p.settings["nprobe"] for p in result.points]
     # Cheapest first, stopped at the first setting that reaches the target: that one won.
@@ -57,7 +58,7 @@ def test_tune_reaches_the_target_with_the_cheapest_nprobe(tmp_path: Path) -> Non
 @pytest.mark.parametrize("backend", ["hnsw", "ivfpq"])
 def test_tune_other_backends(backend: str) -> None:
     index = Index(clustered(3000, 0), modality="x", backend=backend)
-    result = index.tune(clustered(100, 1), target_recall=0.9, k=5)
+    result = tune_module.tune_index(index, clustered(100, 1), 0.9, 5, stop_when_slower=False)
     assert result.reached and result.recall >= 0.9
     names = {"hnsw": {"ef_search"}, "ivfpq": {"nprobe", "refine"}}[backend]
     assert set(result.settings) == names
@@ -111,9 +112,12 @@ def test_cli_index_tune_stores_the_setting(tmp_path: Path,
     code = main(["index", "tune", str(tmp_path / "i.index"), "--queries",
                  str(tmp_path / "q.safetensors"), "--target", "0.9", "--json"])
     result = json.loads(capsys.readouterr().out)
-    assert code == 0 and result["reached"] and result["recall"] >= 0.9
+    # Whether 0.9 is reached before IVF gets slower than exact depends on the load here.
+    assert code == 0 and result["reached"] == (result["recall"] >= 0.9)
     loaded = Index.load(tmp_path / "i.index")
-    assert loaded.faiss_options.nprobe == result["settings"]["nprobe"] > 1
+    assert loaded.faiss_options.nprobe == result["settings"]["nprobe"]
+    assert loaded.faiss_options.tuned is not None
+    assert loaded.faiss_options.tuned["recall"] == result["recall"]
     save_file({"other": clustered(3, 1)}, str(tmp_path / "bad.safetensors"))
     code = main(["index", "tune", str(tmp_path / "i.index"), "--queries",
                  str(tmp_path / "bad.safetensors")])
