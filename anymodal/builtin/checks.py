@@ -104,6 +104,7 @@ def _webdataset() -> str:
 
 @hookimpl
 def anymodal_register_doctor_checks(register: Any) -> None:
+    """Register the core's ``anymodal doctor`` checks."""
     register(DoctorCheck("python", _python))
     register(DoctorCheck("torch", _torch, SYNC, ("torch",)))
     register(DoctorCheck("accelerate", _accelerate, SYNC, ("accelerate",)))

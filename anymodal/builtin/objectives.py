@@ -9,6 +9,7 @@ from anymodal.plugin_host.hookspecs import hookimpl
 
 @hookimpl
 def anymodal_register_objectives(register: Any) -> None:
+    """Register every objective under ``anymodal.objectives``."""
     from anymodal.objectives import builtin_objective_specs
 
     for spec in builtin_objective_specs():

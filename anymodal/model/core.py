@@ -333,9 +333,12 @@ class MultiModalModel(nn.Module):
         return model
 
     def config_yaml(self) -> str:
-        """The config as YAML: the text it was saved with for a loaded model (so that
-        options added by a later anymodal, resolved to their defaults, do not change the
-        model's identity), else the resolved config."""
+        """The config as YAML.
+
+        For a loaded model, the text it was saved with, so that options added by a later
+        anymodal (resolved to their defaults) do not change the model's identity; else
+        the resolved config.
+        """
         return self.saved_config_yaml or to_yaml(self.config)
 
     def fingerprint(self) -> str:

@@ -43,6 +43,7 @@ def _decord() -> str:
 
 @hookimpl
 def anymodal_register_doctor_checks(register: Any) -> None:
+    """Register this plugin's ``anymodal doctor`` checks."""
     register(DoctorCheck("audio: torchaudio", _torchaudio, PAIR_FIX, ("torchaudio", "torch")))
     register(DoctorCheck("audio: soundfile", _soundfile,
                          "make install; elsewhere: pip install soundfile", ("soundfile",)))

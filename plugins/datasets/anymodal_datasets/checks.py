@@ -34,6 +34,7 @@ def _sklearn_digits() -> str:
 
 @hookimpl
 def anymodal_register_doctor_checks(register: Any) -> None:
+    """Register this plugin's ``anymodal doctor`` checks."""
     register(DoctorCheck("datasets: ffmpeg", _tool("ffmpeg", "-version"),
                          "apt-get install -y ffmpeg (make install does it when root)"))
     register(DoctorCheck("datasets: espeak-ng", _tool("espeak-ng", "--version"),

@@ -22,6 +22,7 @@ def _build_digits(out_dir: Path, config: DigitsConfig) -> Path:
 
 @hookimpl
 def anymodal_register_datasets(register: Any) -> None:
+    """Register the ``digits`` builder."""
     register(DatasetSpec(
         "digits", _build_digits, DigitsConfig,
         "scikit-learn's 1,797 handwritten digits as image, speech (espeak-ng), video "

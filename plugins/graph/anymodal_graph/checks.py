@@ -21,6 +21,7 @@ def _torch_geometric() -> str:
 
 @hookimpl
 def anymodal_register_doctor_checks(register: Any) -> None:
+    """Register this plugin's ``anymodal doctor`` checks."""
     register(DoctorCheck("graph: torch_geometric", _torch_geometric,
                          "make install; elsewhere: pip install 'torch-geometric==2.8.*'",
                          ("torch-geometric",)))

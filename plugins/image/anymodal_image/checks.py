@@ -29,6 +29,7 @@ def _timm() -> str:
 
 @hookimpl
 def anymodal_register_doctor_checks(register: Any) -> None:
+    """Register this plugin's ``anymodal doctor`` checks."""
     register(DoctorCheck("image: Pillow", _pillow, "make install; elsewhere: pip install Pillow",
                          ("pillow",)))
     register(DoctorCheck("image: timm (image_timm)", _timm, "pip install 'anymodal-image[timm]'",

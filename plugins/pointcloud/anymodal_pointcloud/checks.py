@@ -20,5 +20,6 @@ def _open3d() -> str:
 
 @hookimpl
 def anymodal_register_doctor_checks(register: Any) -> None:
+    """Register this plugin's ``anymodal doctor`` checks."""
     register(DoctorCheck("pointcloud: open3d", _open3d,
                          "apt-get install -y libusb-1.0-0 && make install", ("open3d",)))

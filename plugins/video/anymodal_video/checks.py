@@ -27,6 +27,7 @@ def _torchvision() -> str:
 
 @hookimpl
 def anymodal_register_doctor_checks(register: Any) -> None:
+    """Register this plugin's ``anymodal doctor`` checks."""
     register(DoctorCheck("video: decord", _decord,
                          "make install; elsewhere: pip install decord", ("decord",)))
     register(DoctorCheck("video: torchvision", _torchvision,

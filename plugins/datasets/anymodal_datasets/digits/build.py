@@ -77,8 +77,11 @@ def _is_cached(out_dir: Path, config: DigitsConfig) -> bool:
 
 
 def _claim(out_dir: Path, config: DigitsConfig) -> None:
-    """Make sure the files already in ``out_dir`` were made with the same options (so
-    they can be kept), or remove them when ``overwrite``; then mark the build unfinished."""
+    """Check that the files already in ``out_dir`` were made with the same options.
+
+    Such files are kept; others are removed when ``overwrite`` (else an error). Then the
+    build is marked unfinished.
+    """
     record = load_marker(out_dir)
     if record is not None and record.get("content_key") != content_key(config):
         if not config.overwrite:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -98,37 +99,38 @@ class DigitsConfig:
     text_languages: list[str] = field(default_factory=lambda: list(TEXT_LANGUAGES))
 
 
-def validate_digits_config(config: DigitsConfig) -> DigitsConfig:
-    """Raise :class:`anymodal.ConfigError` naming every option out of range."""
-    problems = []
+# (option, whether its value is in range, what it must be): checked by validate_digits_config.
+_RANGES: tuple[tuple[str, Callable[[Any], bool], str], ...] = (
+    ("limit", lambda v: v is None or v >= 1, "must be >= 1 (or null for all)"),
+    ("missing", lambda v: 0.0 <= v < 1.0, "must be in [0, 1)"),
+    ("workers", lambda v: v >= 1, "must be >= 1"),
+    ("image_size", lambda v: v >= 8, "must be >= 8"),
+    ("video_size", lambda v: v >= 16 and v % 2 == 0, "must be even and >= 16 (yuv420p)"),
+    ("video_frames", lambda v: 2 <= v <= 64, "must be in 2..64"),
+    ("video_fps", lambda v: v >= 1, "must be >= 1"),
+    ("num_points", lambda v: v >= 16, "must be >= 16"),
+    ("thickness", lambda v: len(v) == 2 and 0 <= v[0] <= v[1],
+     "must be [min, max] with 0 <= min <= max"),
+    ("point_noise", lambda v: v >= 0, "must be >= 0"),
+    ("graph_k", lambda v: v >= 1, "must be >= 1"),
+)
+
+
+def _modality_problems(config: DigitsConfig) -> list[str]:
     unknown = [m for m in config.modalities if m not in MODALITIES]
     if unknown:
-        problems.append(f"unknown modality {', '.join(map(repr, unknown))}; valid choices: "
-                        + ", ".join(MODALITIES))
-    elif not config.modalities:
-        problems.append("modalities is empty; valid choices: " + ", ".join(MODALITIES))
-    if config.limit is not None and config.limit < 1:
-        problems.append(f"limit={config.limit} must be >= 1 (or null for all)")
-    if not 0.0 <= config.missing < 1.0:
-        problems.append(f"missing={config.missing} must be in [0, 1)")
-    if config.workers < 1:
-        problems.append(f"workers={config.workers} must be >= 1")
-    if config.image_size < 8:
-        problems.append(f"image_size={config.image_size} must be >= 8")
-    if config.video_size < 16 or config.video_size % 2:
-        problems.append(f"video_size={config.video_size} must be even and >= 16 (yuv420p)")
-    if not 2 <= config.video_frames <= 64:
-        problems.append(f"video_frames={config.video_frames} must be in 2..64")
-    if config.video_fps < 1:
-        problems.append(f"video_fps={config.video_fps} must be >= 1")
-    if config.num_points < 16:
-        problems.append(f"num_points={config.num_points} must be >= 16")
-    if len(config.thickness) != 2 or not 0 <= config.thickness[0] <= config.thickness[1]:
-        problems.append(f"thickness={config.thickness} must be [min, max] with 0 <= min <= max")
-    if config.point_noise < 0:
-        problems.append(f"point_noise={config.point_noise} must be >= 0")
-    if config.graph_k < 1:
-        problems.append(f"graph_k={config.graph_k} must be >= 1")
+        return [f"unknown modality {', '.join(map(repr, unknown))}; valid choices: "
+                + ", ".join(MODALITIES)]
+    if not config.modalities:
+        return ["modalities is empty; valid choices: " + ", ".join(MODALITIES)]
+    return []
+
+
+def validate_digits_config(config: DigitsConfig) -> DigitsConfig:
+    """Raise :class:`anymodal.ConfigError` naming every option out of range."""
+    problems = _modality_problems(config)
+    problems += [f"{name}={getattr(config, name)} {rule}"
+                 for name, ok, rule in _RANGES if not ok(getattr(config, name))]
     for key, allowed in (("audio_languages", AUDIO_LANGUAGES),
                          ("text_languages", TEXT_LANGUAGES)):
         values = getattr(config, key)

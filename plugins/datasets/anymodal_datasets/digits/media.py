@@ -176,8 +176,11 @@ def write_pointcloud(pixels: np.ndarray, plan: SamplePlan, path: Path,
 
 
 def write_graph(pixels: np.ndarray, plan: SamplePlan, path: Path, config: DigitsConfig) -> None:
-    """A PyG ``Data`` saved as ``Data.to_dict()``: plain tensors, so that
-    ``torch.load(weights_only=True)`` reads it with no allow-listed class."""
+    """Write a PyG ``Data`` saved as ``Data.to_dict()``.
+
+    Plain tensors, so that ``torch.load(weights_only=True)`` reads it with no allow-listed
+    class.
+    """
     import torch
     from torch_geometric.data import Data
 

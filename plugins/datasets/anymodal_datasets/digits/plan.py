@@ -41,8 +41,10 @@ class Speech:
 
 @dataclass(frozen=True)
 class Motion:
-    """A video's motion: angle (degrees), scale and shift (fractions of the frame side),
-    each interpolated linearly from the first frame's value to the last's."""
+    """A video's motion: angle (degrees), scale and shift (fractions of the frame side).
+
+    Each is interpolated linearly from the first frame's value to the last's.
+    """
 
     angle: tuple[float, float]
     scale: tuple[float, float]
@@ -86,8 +88,11 @@ class SamplePlan:
         return tuple(m for m in self.modalities if m in EXTENSIONS)
 
     def manifest_row(self) -> dict[str, Any]:
-        """The row of ``manifest.jsonl``: sources relative to the manifest, ``null`` for a
-        dropped modality, and what was chosen (language, voice) for analysis."""
+        """The row of ``manifest.jsonl``.
+
+        Sources relative to the manifest, ``null`` for a dropped modality, and what was
+        chosen (language, voice) for analysis.
+        """
         row: dict[str, Any] = {"id": self.sample_id, "label": self.label, "split": self.split}
         for modality in MODALITIES:
             if modality in self.modalities:
@@ -107,8 +112,10 @@ def _rng(seed: int, index: int, purpose: int) -> np.random.Generator:
 
 
 def split_of(index: int, split_seed: int) -> str:
-    """The split of sample ``index``: in each block of 10 consecutive samples, a seeded
-    permutation sends one to ``val``, one to ``test`` and eight to ``train``.
+    """The split of sample ``index``.
+
+    In each block of 10 consecutive samples, a seeded permutation sends one to ``val``,
+    one to ``test`` and eight to ``train``.
 
     Blocks keep the split fixed per sample and balanced within any prefix (``limit``);
     scikit-learn's digits cycle through the classes, so each split gets every class.

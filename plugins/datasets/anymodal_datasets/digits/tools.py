@@ -60,9 +60,11 @@ def run_tool(command: list[str], what: str, stdin: bytes | None = None) -> None:
 
 @contextmanager
 def atomic_path(path: Path) -> Iterator[Path]:
-    """A temporary name next to ``path`` (same suffix, so tools pick the format from it)
-    that becomes ``path`` only once written: an interrupted build leaves no partial file
-    under the final name, so resuming may trust every file that exists."""
+    """Yield a temporary name next to ``path`` that becomes ``path`` once written.
+
+    The suffix is kept, so tools pick the format from it. An interrupted build leaves no
+    partial file under the final name, so resuming may trust every file that exists.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.stem}.{os.getpid()}.part{path.suffix}")
     try:
