@@ -238,8 +238,8 @@ def parse() -> tuple[argparse.Namespace, str]:
     parser.add_argument("--output-dir", default=str(RESULTS))
     parser.add_argument("--append", action="store_true",
                         help="add rows to retrieval.jsonl instead of starting it afresh")
-    parser.add_argument("--note", default=None,
-                        help="a remark added to retrieval.jsonl and printed on the page")
+    parser.add_argument("--note", action="append", default=[],
+                        help="a remark for the page (repeatable)")
     parser.add_argument("--report-only", action="store_true",
                         help="only redraw the page and plot from retrieval.jsonl")
     args = parser.parse_args()
@@ -274,9 +274,9 @@ def main() -> None:
         if args.tuple_size:
             emit(bench_tuples(args.tuple_size, args.dim, args.tuple_queries, args.k))
         emit({"elapsed_s": time.perf_counter() - started})
-    if args.note:
-        with raw.open("a") as f:
-            f.write(json.dumps({"note": args.note}) + "\n")
+    with raw.open("a") as f:
+        for note in args.note:
+            f.write(json.dumps({"note": note}) + "\n")
     text = write_report(raw, out / "retrieval.md", out / "retrieval.png")
     print(text)
 
