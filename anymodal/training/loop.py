@@ -422,7 +422,9 @@ def _log_step(run: Run, out: dict[str, torch.Tensor], loss: float, window: dict[
               bar: Any) -> None:
     acc, t, step = run.accelerator, run.config.train, run.state.step
     bar.update(1)
-    bar.set_postfix(loss=f"{loss:.4f}")
+    # refresh=False: set_postfix would otherwise redraw at every step, ignoring the
+    # at-most-every-N-seconds rule a log or a pipe gets (utils.progress)
+    bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
     elapsed = time.perf_counter() - window["start"]
     values = {"train/loss": loss,
               "train/lr": run.optimizer.param_groups[0]["lr"],
