@@ -189,6 +189,22 @@ def _make_accelerator() -> Accelerator:
     return Accelerator(cpu=not torch.cuda.is_available())
 
 
+def _check_arguments(model: MultiModalModel, modality: str, shard_size: int | None,
+                     batch_size: int, backend: str, options: dict[str, Any]) -> int:
+    """Refuse bad arguments before any process embeds anything; returns the shard size."""
+    from anymodal.retrieval.index import Index
+
+    shard_size = shard_size or 16 * batch_size
+    if shard_size < 1 or shard_size % batch_size:
+        raise ConfigError(f"shard_size {shard_size} must be a positive multiple of the batch "
+                          f"size {batch_size} (so batches match a one-process build)")
+    if modality not in model.modalities:
+        raise ConfigError(f"the model has no modality {modality!r} "
+                          f"({sorted(model.modalities)})")
+    Index(torch.empty(0, 1), modality=modality, backend=backend, **options)  # checks options
+    return shard_size
+
+
 def build_index_distributed(model: MultiModalModel, modality: str, items: Sequence[Any],
                             output: str | os.PathLike[str], ids: Sequence[Any] | None = None,
                             payloads: Sequence[Any] | None = None, *,
@@ -226,16 +242,7 @@ def build_index_distributed(model: MultiModalModel, modality: str, items: Sequen
     Returns:
         The merged index on the main process, None on the others.
     """
-    from anymodal.retrieval.index import Index
-
-    shard_size = shard_size or 16 * batch_size
-    if shard_size < 1 or shard_size % batch_size:
-        raise ConfigError(f"shard_size {shard_size} must be a positive multiple of the batch "
-                          f"size {batch_size} (so batches match a one-process build)")
-    if modality not in model.modalities:
-        raise ConfigError(f"the model has no modality {modality!r} "
-                          f"({sorted(model.modalities)})")
-    Index(torch.empty(0, 1), modality=modality, backend=backend, **options)  # checks options
+    shard_size = _check_arguments(model, modality, shard_size, batch_size, backend, options)
     items = list(items)
     all_ids, all_payloads = default_ids_and_payloads(items, ids, payloads)
     work = Path(work_dir) if work_dir is not None else Path(f"{os.fspath(output)}.shards")

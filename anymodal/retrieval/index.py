@@ -97,12 +97,19 @@ class Index:
         """Embed ``items`` of ``modality`` with ``model`` and index them.
 
         Args:
+            model: the model that embeds the items (its fingerprint is recorded).
+            modality: the model's modality key the items belong to.
+            items: paths, bytes, strings or tensors, as the modality loads them.
             ids: one per item (default: the item's position as a string).
             payloads: one per item (default: the item itself when it is a path or a
                 string, else None).
+            batch_size: items embedded at once.
+            progress: show a progress bar.
             on_error: ``raise``, or ``skip`` (bad items are left out and ``(position,
                 reason)`` appended to ``failures``).
-            backend, options: see :class:`Index`.
+            failures: where skipped items are reported (with ``on_error="skip"``).
+            backend: ``exact``, ``flat``, ``ivf``, ``ivfpq`` or ``hnsw`` (see :class:`Index`).
+            **options: the backend's options (see :class:`Index`).
         """
         index = cls(torch.empty(0, model.embed_dim), modality=modality,
                     fingerprint=model.fingerprint(), backend=backend, **options)
@@ -211,6 +218,7 @@ class Index:
 
     @property
     def dim(self) -> int:
+        """The embedding width."""
         return int(self.embeddings.shape[1])
 
     def row(self, row_id: Any) -> int:
@@ -218,6 +226,7 @@ class Index:
         return self._rows[str(row_id)]
 
     def hit(self, row: int, score: float) -> Hit:
+        """The :class:`Hit` of row ``row`` with ``score``."""
         return Hit(self.ids[row], float(score), self.payloads[row])
 
     def to(self, device: torch.device | str) -> Index:
