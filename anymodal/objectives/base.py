@@ -472,3 +472,32 @@ class Objective(nn.Module):
             returns ``[Q, C]``.
         """
         raise NotImplementedError
+
+
+class SummedSimilarityObjective(Objective):
+    """An objective whose queries rank by the summed similarity of their modalities.
+
+    The pairwise and multi-view objectives (``clip``, ``dcl``, ``infoloob``, ``mv_infonce``,
+    ``mv_dhel``) train each pair of modalities on its own, so a query of several modalities
+    is answered by adding each one's similarity to the candidate; absent modalities take no
+    part, since their pairs were dropped in training.
+    """
+
+    query_rule = "sum"
+
+    def score(
+        self, query: Mapping[str, Tensor], candidates: Tensor, logit_scale: Tensor | float,
+        missing: Mapping[str, Tensor] | None = None,
+    ) -> Tensor:
+        """``sum_q s · q cᵀ``: the summed similarity of each query modality.
+
+        Args:
+            query: ``{m: [Q, D]}``.
+            candidates: ``[C, D]``.
+            logit_scale: the multiplier ``s``.
+            missing: ignored (absent modalities take no part).
+
+        Shapes:
+            returns ``[Q, C]``.
+        """
+        return summed_similarity(query, candidates, logit_scale)

@@ -13,7 +13,6 @@ HCL's β and LLaVE's α·sg(s) boost on the negative logits.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 
 import torch
@@ -22,12 +21,11 @@ from torch import Tensor
 
 from anymodal.errors import ConfigError
 from anymodal.objectives.base import (
-    Objective,
     Shard,
+    SummedSimilarityObjective,
     check_choice,
     count_tensor,
     resolve_pairs,
-    summed_similarity,
 )
 from anymodal.objectives.pairs import PairScales, hard_negative_logits
 from anymodal.types import ObjectiveSpec
@@ -78,7 +76,7 @@ def combine_pairs(losses: list[Tensor], reduction: str, zero: Tensor) -> Tensor:
     return total / len(losses) if reduction == "mean" else total
 
 
-class ClipLoss(Objective):
+class ClipLoss(SummedSimilarityObjective):
     """Pairwise symmetric InfoNCE. See the module docstring.
 
     Output keys: ``loss``; per pair ``<a>_<b>_loss``, ``<a>_to_<b>_loss``,
@@ -86,7 +84,6 @@ class ClipLoss(Objective):
     """
 
     name = "clip"
-    query_rule = "sum"
 
     def __init__(self, config: ClipConfig | None = None) -> None:
         super().__init__()
@@ -136,24 +133,6 @@ class ClipLoss(Objective):
                                       config.hard_negative_alpha)
         return F.cross_entropy(logits, targets, label_smoothing=config.label_smoothing,
                                reduction="sum")
-
-    def score(
-        self, query: Mapping[str, Tensor], candidates: Tensor, logit_scale: Tensor | float,
-        missing: Mapping[str, Tensor] | None = None,
-    ) -> Tensor:
-        """``sum_q s · q cᵀ``: the summed similarity of each query modality.
-
-        Args:
-            query: ``{m: [Q, D]}``.
-            candidates: ``[C, D]``.
-            logit_scale: the multiplier ``s``.
-            missing: ignored: absent modalities take no part (their pairs were dropped in
-                training).
-
-        Shapes:
-            returns ``[Q, C]``.
-        """
-        return summed_similarity(query, candidates, logit_scale)
 
 
 SPEC = ObjectiveSpec(

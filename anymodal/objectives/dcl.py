@@ -17,7 +17,6 @@ give the one-process loss.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 
 import torch
@@ -25,13 +24,12 @@ from torch import Tensor
 
 from anymodal.errors import ConfigError
 from anymodal.objectives.base import (
-    Objective,
     Rows,
     Shard,
+    SummedSimilarityObjective,
     check_choice,
     count_tensor,
     resolve_pairs,
-    summed_similarity,
 )
 from anymodal.objectives.clip import REDUCTIONS, combine_pairs
 from anymodal.types import ObjectiveSpec
@@ -73,14 +71,13 @@ def leave_one_out_lse(logits: Tensor, targets: Tensor) -> Tensor:
     return logits.masked_fill(mask, float("-inf")).logsumexp(dim=-1)
 
 
-class DCLLoss(Objective):
+class DCLLoss(SummedSimilarityObjective):
     """DCL / DCLW. See the module docstring.
 
     Output keys: ``loss``; per pair ``<a>_<b>_loss`` and ``<a>_<b>_rows``.
     """
 
     name = "dcl"
-    query_rule = "sum"
 
     def __init__(self, config: DCLConfig | None = None) -> None:
         super().__init__()
@@ -128,20 +125,6 @@ class DCLLoss(Objective):
             intra = shard.scale * (mine @ rows.every(shard.full[a]).T)
             loss = loss + leave_one_out_lse(intra, rows.targets)
         return shard.share(loss.sum(), rows.count)
-
-    def score(
-        self, query: Mapping[str, Tensor], candidates: Tensor, logit_scale: Tensor | float,
-        missing: Mapping[str, Tensor] | None = None,
-    ) -> Tensor:
-        """``sum_q s · q cᵀ``: the summed similarity of each query modality.
-
-        Args:
-            query: ``{m: [Q, D]}``.
-            candidates: ``[C, D]``.
-            logit_scale: the multiplier ``s``.
-            missing: ignored (pairs with an absent modality were dropped in training).
-        """
-        return summed_similarity(query, candidates, logit_scale)
 
 
 SPEC = ObjectiveSpec(

@@ -18,7 +18,6 @@ stored patterns are the pair's rows of the whole (gathered) batch.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 
 import torch
@@ -26,13 +25,12 @@ from torch import Tensor
 
 from anymodal.errors import ConfigError
 from anymodal.objectives.base import (
-    Objective,
     Rows,
     Shard,
+    SummedSimilarityObjective,
     check_choice,
     count_tensor,
     resolve_pairs,
-    summed_similarity,
 )
 from anymodal.objectives.clip import REDUCTIONS, combine_pairs
 from anymodal.objectives.dcl import leave_one_out_lse
@@ -69,14 +67,13 @@ def hopfield_retrieval(state: Tensor, stored: Tensor, beta: float) -> Tensor:
     return torch.nn.functional.normalize(attention @ stored, dim=-1)
 
 
-class InfoLOOBLoss(Objective):
+class InfoLOOBLoss(SummedSimilarityObjective):
     """InfoLOOB / CLOOB. See the module docstring.
 
     Output keys: ``loss``; per pair ``<a>_<b>_loss`` and ``<a>_<b>_rows``.
     """
 
     name = "infoloob"
-    query_rule = "sum"
 
     def __init__(self, config: InfoLOOBConfig | None = None) -> None:
         super().__init__()
@@ -120,20 +117,6 @@ class InfoLOOBLoss(Objective):
         index = torch.arange(anchors.shape[0], device=anchors.device)
         loss = leave_one_out_lse(logits, rows.targets) - logits[index, rows.targets]
         return shard.share(loss.sum(), rows.count)
-
-    def score(
-        self, query: Mapping[str, Tensor], candidates: Tensor, logit_scale: Tensor | float,
-        missing: Mapping[str, Tensor] | None = None,
-    ) -> Tensor:
-        """``sum_q s · q cᵀ``: the summed similarity of each query modality.
-
-        Args:
-            query: ``{m: [Q, D]}``.
-            candidates: ``[C, D]``.
-            logit_scale: the multiplier ``s``.
-            missing: ignored (pairs with an absent modality were dropped in training).
-        """
-        return summed_similarity(query, candidates, logit_scale)
 
 
 SPEC = ObjectiveSpec(

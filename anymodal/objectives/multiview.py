@@ -13,7 +13,6 @@ Across processes: this process's rows against the gathered rows of every view.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 
 import torch
@@ -21,12 +20,11 @@ from torch import Tensor
 
 from anymodal.objectives.base import (
     MISSING_CHOICES,
-    Objective,
     Rows,
     Shard,
+    SummedSimilarityObjective,
     check_choice,
     count_tensor,
-    summed_similarity,
 )
 from anymodal.types import ObjectiveSpec
 
@@ -68,12 +66,11 @@ def _positive_lse(views: Tensor, scale: Tensor, ordered: bool,
     return sims[keep].logsumexp(dim=0)
 
 
-class _MultiView(Objective):
+class _MultiView(SummedSimilarityObjective):
     """Shared forward: select rows, stack views, defer the negatives to the subclass."""
 
     #: positives over ordered view pairs l≠l' (MV-InfoNCE) or unordered l<l' (MV-DHEL).
     ordered_positives: bool = True
-    query_rule = "sum"
 
     def __init__(self, config: MultiViewConfig | None = None) -> None:
         super().__init__()
@@ -108,17 +105,6 @@ class _MultiView(Objective):
         mine_have: Tensor | None, every_have: Tensor | None,
     ) -> Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
-
-    def score(
-        self, query: Mapping[str, Tensor], candidates: Tensor, logit_scale: Tensor | float,
-        missing: Mapping[str, Tensor] | None = None,
-    ) -> Tensor:
-        """``sum_q s · q cᵀ``: the summed similarity of each query view.
-
-        Shapes:
-            query: ``{m: [Q, D]}``; candidates: ``[C, D]``; returns ``[Q, C]``.
-        """
-        return summed_similarity(query, candidates, logit_scale)
 
 
 class MVInfoNCELoss(_MultiView):
