@@ -34,6 +34,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from anymodal.errors import ConfigError, DataError
+from anymodal.utils.atomic import atomic_file
 
 if TYPE_CHECKING:
     from accelerate import Accelerator
@@ -136,10 +137,9 @@ def _embed_shard(model: MultiModalModel, job: ShardJob, shard: int, on_error: st
                              dtype=torch.long)
     meta = {**job.stamp(shard),
             "failures": json.dumps([[start + i, reason] for i, reason in failed])}
-    tmp = job.path(shard).with_suffix(f".tmp{os.getpid()}")
-    save_file({"embeddings": embeddings.contiguous(), "positions": positions}, str(tmp),
-              metadata=meta)
-    os.replace(tmp, job.path(shard))
+    with atomic_file(job.path(shard)) as staging:
+        save_file({"embeddings": embeddings.contiguous(), "positions": positions},
+                  str(staging), metadata=meta)
 
 
 def _embed_mine(model: MultiModalModel, job: ShardJob, rank: int, world: int,

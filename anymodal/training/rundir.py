@@ -31,6 +31,7 @@ from typing import IO, Any
 from omegaconf import DictConfig, OmegaConf
 
 from anymodal.errors import AnymodalError
+from anymodal.utils.atomic import atomic_write_text
 
 __all__ = ["RUN_FILES", "OutputLock", "RunRecord", "changed_keys", "claim_output_dir",
            "defining_values", "run_fingerprint"]
@@ -161,12 +162,10 @@ def _read_record(output_dir: Path) -> RunRecord | None:
 
 
 def _write_record(output_dir: Path, record: RunRecord) -> None:
-    path = output_dir / RUN_FILE
-    staging = output_dir / f".{RUN_FILE}.{os.getpid()}.tmp"
-    staging.write_text(json.dumps({"run_id": record.run_id, "fingerprint": record.fingerprint,
-                                   "updated": time.time(), "defining": record.defining},
-                                  indent=2, default=str) + "\n", encoding="utf-8")
-    os.replace(staging, path)
+    atomic_write_text(output_dir / RUN_FILE,
+                      json.dumps({"run_id": record.run_id, "fingerprint": record.fingerprint,
+                                  "updated": time.time(), "defining": record.defining},
+                                 indent=2, default=str) + "\n")
 
 
 def _holds_a_run(output_dir: Path) -> bool:
