@@ -13,6 +13,7 @@ HCL's β and LLaVE's α·sg(s) boost on the negative logits.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -21,6 +22,7 @@ from torch import Tensor
 
 from anymodal.errors import ConfigError
 from anymodal.objectives.base import (
+    Rows,
     Shard,
     SummedSimilarityObjective,
     check_choice,
@@ -30,7 +32,7 @@ from anymodal.objectives.base import (
 from anymodal.objectives.pairs import PairScales, hard_negative_logits
 from anymodal.types import ObjectiveSpec
 
-__all__ = ["SPEC", "ClipConfig", "ClipLoss", "check_smoothing", "combine_pairs"]
+__all__ = ["SPEC", "ClipConfig", "ClipLoss", "check_smoothing", "combine_pairs", "pairwise_terms"]
 
 REDUCTIONS = ("mean", "sum")
 
@@ -74,6 +76,33 @@ def combine_pairs(losses: list[Tensor], reduction: str, zero: Tensor) -> Tensor:
         return zero
     total = torch.stack(losses).sum()
     return total / len(losses) if reduction == "mean" else total
+
+
+def pairwise_terms(shard: Shard, pairs: list[tuple[str, str]], reduction: str,
+                   pair_loss: Callable[[Rows, str, str], Tensor]
+                   ) -> tuple[Tensor, dict[str, Tensor]]:
+    """Each pair's loss over the rows that have both modalities, and their mean or sum.
+
+    Args:
+        shard: the objective's view of the batch.
+        pairs: the modality pairs ``(a, b)``.
+        reduction: ``"mean"`` or ``"sum"`` over the pairs with at least two rows.
+        pair_loss: ``(rows, a, b) -> loss`` of one pair, called when it has two rows or more.
+
+    Returns:
+        The combined loss, and ``<a>_<b>_loss`` / ``<a>_<b>_rows`` per pair.
+    """
+    parts: dict[str, Tensor] = {}
+    used: list[Tensor] = []
+    for a, b in pairs:
+        rows = shard.select(shard.present[a] & shard.present[b])
+        pair = shard.tie
+        if rows.count >= 2:
+            pair = pair_loss(rows, a, b)
+            used.append(pair)
+        parts[f"{a}_{b}_loss"] = pair
+        parts[f"{a}_{b}_rows"] = count_tensor(rows.count, pair)
+    return combine_pairs(used, reduction, shard.tie), parts
 
 
 class ClipLoss(SummedSimilarityObjective):

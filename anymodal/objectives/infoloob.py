@@ -29,10 +29,9 @@ from anymodal.objectives.base import (
     Shard,
     SummedSimilarityObjective,
     check_choice,
-    count_tensor,
     resolve_pairs,
 )
-from anymodal.objectives.clip import REDUCTIONS, combine_pairs
+from anymodal.objectives.clip import REDUCTIONS, pairwise_terms
 from anymodal.objectives.dcl import leave_one_out_lse
 from anymodal.types import ObjectiveSpec
 
@@ -86,18 +85,12 @@ class InfoLOOBLoss(SummedSimilarityObjective):
     def terms(self, shard: Shard) -> tuple[Tensor, dict[str, Tensor]]:
         """The mean (or sum) of the pair losses, and each pair's parts."""
         pairs = resolve_pairs(shard.names, self.config.pairs, self.config.anchor, self.name)
-        parts: dict[str, Tensor] = {}
-        used: list[Tensor] = []
-        for a, b in pairs:
-            rows = shard.select(shard.present[a] & shard.present[b])
-            pair = shard.tie
-            if rows.count >= 2:
-                pair = (self._direction(shard, rows, a, b)
-                        + self._direction(shard, rows, b, a)) / shard.scale
-                used.append(pair)
-            parts[f"{a}_{b}_loss"] = pair
-            parts[f"{a}_{b}_rows"] = count_tensor(rows.count, pair)
-        return combine_pairs(used, self.config.reduction, shard.tie), parts
+
+        def pair_loss(rows: Rows, a: str, b: str) -> Tensor:
+            return (self._direction(shard, rows, a, b)
+                    + self._direction(shard, rows, b, a)) / shard.scale
+
+        return pairwise_terms(shard, pairs, self.config.reduction, pair_loss)
 
     def _views(self, shard: Shard, rows: Rows, a: str, b: str) -> tuple[Tensor, Tensor]:
         """This process's anchors ``[n_v, D]`` and every candidate ``[count, D]``."""
