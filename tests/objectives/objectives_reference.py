@@ -35,21 +35,28 @@ def all_pairs(names: list[str]) -> list[tuple[str, str]]:
     return list(itertools.combinations(names, 2))
 
 
-def clip(emb: Emb, s: Tensor, present: Present, pairs, reduction: str = "mean") -> Tensor:
+def _pairwise(emb: Emb, present: Present, pairs, reduction: str, pair_loss) -> Tensor:
     losses = []
     for a, b in pairs:
         keep = _keep(emb, present, [a, b])
         x, y = emb[a][keep], emb[b][keep]
-        n = x.shape[0]
-        if n < 2:
+        if x.shape[0] < 2:
             continue
-        a_to_b = sum(_ce(s * (y @ x[i]), i) for i in range(n)) / n
-        b_to_a = sum(_ce(s * (x @ y[i]), i) for i in range(n)) / n
-        losses.append((a_to_b + b_to_a) / 2)
+        losses.append(pair_loss(x, y))
     if not losses:
-        return s * 0.0
+        return next(iter(emb.values())).sum() * 0.0
     total = sum(losses)
     return total / len(losses) if reduction == "mean" else total
+
+
+def clip(emb: Emb, s: Tensor, present: Present, pairs, reduction: str = "mean") -> Tensor:
+    def pair_loss(x: Tensor, y: Tensor) -> Tensor:
+        n = x.shape[0]
+        a_to_b = sum(_ce(s * (y @ x[i]), i) for i in range(n)) / n
+        b_to_a = sum(_ce(s * (x @ y[i]), i) for i in range(n)) / n
+        return (a_to_b + b_to_a) / 2
+
+    return _pairwise(emb, present, pairs, reduction, pair_loss)
 
 
 def clip_options(emb: Emb, s: Tensor, present: Present, pairs, smoothing: float = 0.0,
@@ -90,24 +97,17 @@ def clip_options(emb: Emb, s: Tensor, present: Present, pairs, smoothing: float 
 
 def siglip(emb: Emb, s: Tensor, bias: Tensor, present: Present, pairs, reduction="mean",
            smoothing: float = 0.0) -> Tensor:
-    losses = []
-    for a, b in pairs:
-        keep = _keep(emb, present, [a, b])
-        x, y = emb[a][keep], emb[b][keep]
+    def pair_loss(x: Tensor, y: Tensor) -> Tensor:
         n = x.shape[0]
-        if n < 2:
-            continue
         total = 0.0
         for i in range(n):
             for j in range(n):
                 y_ij = 1.0 - smoothing / 2 if i == j else smoothing / 2
                 p = torch.sigmoid(s * (x[i] @ y[j]) + bias)
                 total = total - y_ij * torch.log(p) - (1 - y_ij) * torch.log(1 - p)
-        losses.append(total / n)
-    if not losses:
-        return s * 0.0
-    total = sum(losses)
-    return total / len(losses) if reduction == "mean" else total
+        return total / n
+
+    return _pairwise(emb, present, pairs, reduction, pair_loss)
 
 
 def _loo_lse(values: list[Tensor], skip: int) -> Tensor:
@@ -115,20 +115,6 @@ def _loo_lse(values: list[Tensor], skip: int) -> Tensor:
     kept = torch.stack([v for j, v in enumerate(values) if j != skip])
     top = kept.max()
     return top + torch.log(torch.exp(kept - top).sum())
-
-
-def _pairwise(emb: Emb, present: Present, pairs, reduction: str, pair_loss) -> Tensor:
-    losses = []
-    for a, b in pairs:
-        keep = _keep(emb, present, [a, b])
-        x, y = emb[a][keep], emb[b][keep]
-        if x.shape[0] < 2:
-            continue
-        losses.append(pair_loss(x, y))
-    if not losses:
-        return next(iter(emb.values())).sum() * 0.0
-    total = sum(losses)
-    return total / len(losses) if reduction == "mean" else total
 
 
 def dcl(emb: Emb, s: Tensor, present: Present, pairs, reduction: str = "mean",

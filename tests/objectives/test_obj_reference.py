@@ -11,19 +11,7 @@ import objectives_reference as ref
 import pytest
 import torch
 
-from anymodal.objectives import (
-    ClipConfig,
-    ClipLoss,
-    GramConfig,
-    GramLoss,
-    MultiViewConfig,
-    MVDHELLoss,
-    MVInfoNCELoss,
-    SigLipConfig,
-    SigLipLoss,
-    SymileConfig,
-    SymileLoss,
-)
+from anymodal import objectives as obj
 
 SCALE = 2.5
 MODALITIES = [2, 3, 4]
@@ -77,7 +65,7 @@ def _complete(present, names) -> torch.Tensor | None:
 @pytest.mark.parametrize("with_present", [False, True])
 def test_clip_all_pairs_matches_reference(m: int, with_present: bool) -> None:
     out = _compare(
-        ClipLoss(),
+        obj.ClipLoss(),
         lambda e, s, p, _: ref.clip(e, s, p, ref.all_pairs(list(e))),
         m, with_present=with_present,
     )
@@ -90,14 +78,14 @@ def test_clip_all_pairs_matches_reference(m: int, with_present: bool) -> None:
 @pytest.mark.parametrize(
     ("config", "pairs", "reduction"),
     [
-        (ClipConfig(anchor="m1"), [("m1", "m0"), ("m1", "m2"), ("m1", "m3")], "mean"),
-        (ClipConfig(reduction="sum"), ref.all_pairs(["m0", "m1", "m2", "m3"]), "sum"),
-        (ClipConfig(pairs="m0:m2, m3:m1"), [("m0", "m2"), ("m3", "m1")], "mean"),
+        (obj.ClipConfig(anchor="m1"), [("m1", "m0"), ("m1", "m2"), ("m1", "m3")], "mean"),
+        (obj.ClipConfig(reduction="sum"), ref.all_pairs(["m0", "m1", "m2", "m3"]), "sum"),
+        (obj.ClipConfig(pairs="m0:m2, m3:m1"), [("m0", "m2"), ("m3", "m1")], "mean"),
     ],
 )
 def test_clip_pair_options_match_reference(config, pairs, reduction, with_present) -> None:
     _compare(
-        ClipLoss(config),
+        obj.ClipLoss(config),
         lambda e, s, p, _: ref.clip(e, s, p, pairs, reduction),
         4, with_present=with_present,
     )
@@ -108,7 +96,7 @@ def test_clip_pair_options_match_reference(config, pairs, reduction, with_presen
 def test_siglip_matches_reference(m: int, with_present: bool) -> None:
     # A bias of -1 keeps both labels' terms in play (at -10 the negatives barely count).
     _compare(
-        SigLipLoss(SigLipConfig(init_bias=-1.0)),
+        obj.SigLipLoss(obj.SigLipConfig(init_bias=-1.0)),
         lambda e, s, p, params: ref.siglip(e, s, params[0], p, ref.all_pairs(list(e))),
         m, with_present=with_present,
     )
@@ -117,7 +105,7 @@ def test_siglip_matches_reference(m: int, with_present: bool) -> None:
 def test_siglip_anchor_sum_matches_reference() -> None:
     pairs = [("m2", "m0"), ("m2", "m1")]
     _compare(
-        SigLipLoss(SigLipConfig(anchor="m2", reduction="sum")),
+        obj.SigLipLoss(obj.SigLipConfig(anchor="m2", reduction="sum")),
         lambda e, s, p, params: ref.siglip(e, s, params[0], p, pairs, "sum"),
         3, with_present=True,
     )
@@ -127,7 +115,7 @@ def test_pairwise_drops_rows_of_a_pair_only() -> None:
     """A row missing ``m1`` still counts in the (m0, m2) pair."""
     emb = ref.embeddings(3, 5, 4, seed=3)
     present = {"m1": torch.tensor([True, True, True, False, False])}
-    out = ClipLoss().double()(emb, 2.0, present)
+    out = obj.ClipLoss().double()(emb, 2.0, present)
     assert float(out["m0_m1_rows"]) == 3 and float(out["m1_m2_rows"]) == 3
     assert float(out["m0_m2_rows"]) == 5
 
@@ -138,20 +126,20 @@ def test_pairwise_drops_rows_of_a_pair_only() -> None:
 @pytest.mark.parametrize("m", MODALITIES)
 @pytest.mark.parametrize("missing", [None, "embedding", "drop"])
 def test_symile_n_matches_reference(m: int, missing: str | None) -> None:
-    config = SymileConfig(negatives="n", seed=7, missing=missing or "embedding")
+    config = obj.SymileConfig(negatives="n", seed=7, missing=missing or "embedding")
     names = [f"m{k}" for k in range(m)]
 
     def reference(e, s, p, _):
         keep = _complete(p, names) if missing == "drop" else None
         return ref.symile_n(e, s, seed=7, keep=keep)
 
-    _compare(SymileLoss(config), reference, m, with_present=missing is not None)
+    _compare(obj.SymileLoss(config), reference, m, with_present=missing is not None)
 
 
 @pytest.mark.parametrize("m", MODALITIES)
 @pytest.mark.parametrize("missing", [None, "embedding", "drop"])
 def test_symile_n_squared_matches_reference(m: int, missing: str | None) -> None:
-    config = SymileConfig(negatives="n_squared", missing=missing or "embedding")
+    config = obj.SymileConfig(negatives="n_squared", missing=missing or "embedding")
     names = [f"m{k}" for k in range(m)]
 
     def reference(e, s, p, _):
@@ -159,15 +147,16 @@ def test_symile_n_squared_matches_reference(m: int, missing: str | None) -> None
         return ref.symile_n_squared(e, s, keep=keep)
 
     n = 4 if m == 4 else 5
-    _compare(SymileLoss(config), reference, m, n=n, with_present=missing is not None, complete=2)
+    _compare(obj.SymileLoss(config), reference, m, n=n, with_present=missing is not None,
+             complete=2)
 
 
 def test_symile_n_draws_new_permutations_each_call() -> None:
     emb = ref.embeddings(3, 8, 4, seed=1, grad=False)
-    objective = SymileLoss(SymileConfig(seed=3)).double()
+    objective = obj.SymileLoss(obj.SymileConfig(seed=3)).double()
     first, second = objective(emb, 5.0)["loss"], objective(emb, 5.0)["loss"]
     assert not torch.allclose(first, second)
-    again = SymileLoss(SymileConfig(seed=3)).double()(emb, 5.0)["loss"]
+    again = obj.SymileLoss(obj.SymileConfig(seed=3)).double()(emb, 5.0)["loss"]
     torch.testing.assert_close(first, again)
 
 
@@ -177,7 +166,7 @@ def test_symile_n_draws_new_permutations_each_call() -> None:
 @pytest.mark.parametrize("m", MODALITIES)
 @pytest.mark.parametrize("missing", [None, "embedding", "drop"])
 def test_gram_matches_reference(m: int, missing: str | None) -> None:
-    config = GramConfig(missing=missing or "embedding")
+    config = obj.GramConfig(missing=missing or "embedding")
     names = [f"m{k}" for k in range(m)]
 
     def reference(e, s, p, _):
@@ -185,13 +174,13 @@ def test_gram_matches_reference(m: int, missing: str | None) -> None:
             return ref.gram(e, s, keep=_complete(p, names))
         return ref.gram_subsets(e, s, p) if p is not None else ref.gram(e, s)
 
-    out = _compare(GramLoss(config), reference, m, with_present=missing is not None)
+    out = _compare(obj.GramLoss(config), reference, m, with_present=missing is not None)
     assert {"m0_to_others_loss", "others_to_m0_loss", "rows"} <= set(out)
 
 
 def test_gram_anchor_and_smoothing_match_reference() -> None:
     _compare(
-        GramLoss(GramConfig(anchor="m2", label_smoothing=0.0)),
+        obj.GramLoss(obj.GramConfig(anchor="m2", label_smoothing=0.0)),
         lambda e, s, p, _: ref.gram(e, s, anchor="m2", smoothing=0.0),
         3,
     )
@@ -203,7 +192,7 @@ def test_gram_anchor_and_smoothing_match_reference() -> None:
 @pytest.mark.parametrize("m", MODALITIES)
 @pytest.mark.parametrize("missing", [None, "mask", "embedding", "drop"])
 @pytest.mark.parametrize(
-    ("cls", "reference"), [(MVInfoNCELoss, ref.mv_infonce), (MVDHELLoss, ref.mv_dhel)]
+    ("cls", "reference"), [(obj.MVInfoNCELoss, ref.mv_infonce), (obj.MVDHELLoss, ref.mv_dhel)]
 )
 def test_multiview_matches_reference(cls, reference, m: int, missing: str | None) -> None:
     names = [f"m{k}" for k in range(m)]
@@ -216,7 +205,7 @@ def test_multiview_matches_reference(cls, reference, m: int, missing: str | None
         return reference(e, s, keep=_complete(p, names) if missing == "drop" else None)
 
     _compare(
-        cls(MultiViewConfig(missing=missing or "mask")),
+        cls(obj.MultiViewConfig(missing=missing or "mask")),
         run_reference, m, with_present=missing is not None,
     )
 
@@ -225,12 +214,12 @@ def test_multiview_matches_reference(cls, reference, m: int, missing: str | None
 
 
 ALL = [
-    lambda: ClipLoss(),
-    lambda: SigLipLoss(),
-    lambda: SymileLoss(SymileConfig(missing="drop")),
-    lambda: GramLoss(GramConfig(missing="drop")),
-    lambda: MVInfoNCELoss(MultiViewConfig(missing="drop")),
-    lambda: MVDHELLoss(MultiViewConfig(missing="drop")),
+    lambda: obj.ClipLoss(),
+    lambda: obj.SigLipLoss(),
+    lambda: obj.SymileLoss(obj.SymileConfig(missing="drop")),
+    lambda: obj.GramLoss(obj.GramConfig(missing="drop")),
+    lambda: obj.MVInfoNCELoss(obj.MultiViewConfig(missing="drop")),
+    lambda: obj.MVDHELLoss(obj.MultiViewConfig(missing="drop")),
 ]
 
 
