@@ -95,7 +95,11 @@ def _clear(tensors: list[torch.Tensor]) -> None:
 
 def objective_call(name: str, params: dict, m: int, n: int) -> Callable[[], None]:
     """Forward+backward of the registered objective on fixed random inputs."""
-    objective = anymodal.create_objective(name, **params)
+    return _loss_call(anymodal.create_objective(name, **params), m, n)
+
+
+def _loss_call(objective: torch.nn.Module, m: int, n: int) -> Callable[[], None]:
+    """Forward+backward of ``objective`` on ``m`` fixed random inputs of ``n`` rows."""
     tensors = _inputs(m, n)
     emb = {f"m{k}": x for k, x in enumerate(tensors)}
     scale = torch.tensor(SCALE, requires_grad=True)
@@ -113,15 +117,7 @@ def gram_call(column: str, k: int, n: int) -> Callable[[], None]:
     if column.startswith("whole loss"):
         objective = anymodal.create_objective("gram")
         objective.volume_fn = volume_fn
-        tensors = _inputs(k, n)
-        emb = {f"m{i}": x for i, x in enumerate(tensors)}
-        scale = torch.tensor(SCALE, requires_grad=True)
-
-        def call() -> None:
-            _clear(tensors)
-            objective(emb, scale)["loss"].backward()
-
-        return call
+        return _loss_call(objective, k, n)
     anchor, *others = _inputs(k, n)
 
     def call_volume() -> None:
