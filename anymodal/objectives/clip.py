@@ -7,7 +7,8 @@ sum) of ``L_ab`` over every unordered pair, or over the pairs ``(anchor, other)`
 in that pair, neither as a query nor as a negative.
 
 Options (:mod:`anymodal.objectives.pairs`): label smoothing of the cross-entropies,
-per-pair scales (fixed or learned) instead of the shared one, and hard-negative weighting:
+per-pair scales (fixed or learned) instead of the shared one, per-pair loss weights
+(a weighted mean of the pairs), and hard-negative weighting:
 HCL's β and LLaVE's α·sg(s) boost on the negative logits.
 """
 
@@ -29,7 +30,7 @@ from anymodal.objectives.base import (
     count_tensor,
     resolve_pairs,
 )
-from anymodal.objectives.pairs import PairScales, hard_negative_logits
+from anymodal.objectives.pairs import PairScales, PairWeights, hard_negative_logits
 from anymodal.types import ObjectiveSpec
 
 __all__ = ["SPEC", "ClipConfig", "ClipLoss", "check_smoothing", "combine_pairs", "pairwise_terms"]
@@ -51,6 +52,8 @@ class ClipConfig:
         learn_pair_scales: learn the listed pair scales from those initial values.
         hard_negative_beta: HCL's β (0: off); negatives weighted by ``e^{β ℓ}``.
         hard_negative_alpha: LLaVE's α (0: off); ``α · sg(cos)`` added to negative logits.
+        pair_weights: ``"a:b=1,c:d=0.5"``: each pair's loss weight in the (weighted) mean
+            or sum; unlisted pairs weigh 1.
     """
 
     pairs: str = "all"
@@ -61,6 +64,7 @@ class ClipConfig:
     learn_pair_scales: bool = False
     hard_negative_beta: float = 0.0
     hard_negative_alpha: float = 0.0
+    pair_weights: str = ""
 
 
 def check_smoothing(value: float, objective: str) -> float:
@@ -70,12 +74,24 @@ def check_smoothing(value: float, objective: str) -> float:
     return value
 
 
-def combine_pairs(losses: list[Tensor], reduction: str, zero: Tensor) -> Tensor:
-    """Sum or mean of the pair losses that took part (``zero`` when none did)."""
+def combine_pairs(losses: list[Tensor], reduction: str, zero: Tensor,
+                  weights: list[float] | None = None) -> Tensor:
+    """Sum or mean of the pair losses that took part (``zero`` when none did).
+
+    Args:
+        losses: the pairs' losses.
+        reduction: ``"mean"`` or ``"sum"``.
+        zero: returned when no pair took part.
+        weights: one weight per loss (``None``: all 1); the mean is then weighted,
+            ``Σ w L / Σ w``.
+    """
     if not losses:
         return zero
-    total = torch.stack(losses).sum()
-    return total / len(losses) if reduction == "mean" else total
+    if weights is None:
+        total = torch.stack(losses).sum()
+        return total / len(losses) if reduction == "mean" else total
+    total = sum((w * loss for w, loss in zip(weights, losses, strict=True)), zero * 0)
+    return total / sum(weights) if reduction == "mean" else total
 
 
 def pairwise_terms(shard: Shard, pairs: list[tuple[str, str]], reduction: str,
@@ -121,12 +137,15 @@ class ClipLoss(SummedSimilarityObjective):
         check_smoothing(self.config.label_smoothing, self.name)
         self.pair_scales = PairScales(self.config.pair_scales, self.config.learn_pair_scales,
                                       self.name)
+        self.pair_weights = PairWeights(self.config.pair_weights, self.name)
 
     def terms(self, shard: Shard) -> tuple[Tensor, dict[str, Tensor]]:
-        """The mean (or sum) of the pair losses, and each pair's parts."""
+        """The (weighted) mean or sum of the pair losses, and each pair's parts."""
         pairs = resolve_pairs(shard.names, self.config.pairs, self.config.anchor, self.name)
+        self.pair_weights.check(list(shard.names), self.name)
         parts: dict[str, Tensor] = {}
         used: list[Tensor] = []
+        weights: list[float] = []
         for a, b in pairs:
             a_to_b, b_to_a, count = self._pair_terms(shard, a, b)
             pair = (a_to_b + b_to_a) / 2
@@ -138,7 +157,9 @@ class ClipLoss(SummedSimilarityObjective):
             })
             if count >= 2:
                 used.append(pair)
-        return combine_pairs(used, self.config.reduction, shard.tie), parts
+                weights.append(self.pair_weights.weight(a, b))
+        return combine_pairs(used, self.config.reduction, shard.tie,
+                             weights if self.pair_weights.values else None), parts
 
     def _pair_terms(self, shard: Shard, a: str, b: str) -> tuple[Tensor, Tensor, int]:
         """This process's shares of CE(a→b) and CE(b→a) over rows that have a and b."""

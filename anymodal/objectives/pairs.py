@@ -1,10 +1,12 @@
-"""Options of the pairwise objectives: per-pair temperatures and hard-negative weighting.
+"""Options of the pairwise objectives: per-pair temperatures and weights, hard negatives.
 
 - **Per-pair scales** (``pair_scales="image:text=20,audio:text=10"``): the listed pairs use
   their own multiplier instead of the model's shared logit scale; fixed, or learned from
   that initial value (``learn_pair_scales``; stored as a log, like the model's scale).
   Retrieval ranks by the summed similarities (the ``"sum"`` rule), which for a
   one-modality query orders candidates as the pair's scaled similarity does.
+- **Per-pair weights** (``pair_weights="image:audio=1,image:text=0.5"``): each pair's loss
+  counts with its weight in the objective's (weighted) mean or sum; unlisted pairs weigh 1.
 - **Hard negatives** on a row of logits ``ℓ_ij = s·a_i·b_j`` (positive at ``t``):
   HCL's β (Robinson et al. 2021) reweights each negative by its importance weight
   ``e^{β ℓ_ij} / mean_{k≠t} e^{β ℓ_ik}`` (so β = 0 is plain InfoNCE), i.e. adds
@@ -21,7 +23,8 @@ from torch import Tensor, nn
 
 from anymodal.errors import ConfigError
 
-__all__ = ["PairScales", "hard_negative_logits", "parse_pair_scales"]
+__all__ = ["PairScales", "PairWeights", "hard_negative_logits", "parse_pair_scales",
+           "parse_pair_weights"]
 
 
 def _pair_key(a: str, b: str) -> str:
@@ -47,6 +50,64 @@ def parse_pair_scales(spec: str, objective: str) -> dict[str, float]:
                               "expected 'a:b=<scale > 0>' (e.g. 'image:text=20')")
         out[_pair_key(a.strip(), b.strip())] = scale
     return out
+
+
+def parse_pair_weights(spec: str, objective: str) -> dict[str, float]:
+    """``"image:audio=1,image:text=0.5"`` -> ``{"audio|image": 1.0, "image|text": 0.5}``.
+
+    Raises:
+        ConfigError: an item is not ``a:b=<weight > 0>``, or a pair is listed twice.
+    """
+    out: dict[str, float] = {}
+    for item in filter(None, (part.strip() for part in spec.split(","))):
+        pair, _, value = item.partition("=")
+        a, sep, b = pair.strip().partition(":")
+        try:
+            weight = float(value)
+        except ValueError:
+            weight = -1.0
+        if not sep or not a or not b or a == b or weight <= 0 or not math.isfinite(weight):
+            raise ConfigError(f"objective {objective!r}: bad pair_weights item {item!r}; "
+                              "expected 'a:b=<weight > 0>' (e.g. 'image:text=0.5')")
+        key = _pair_key(a.strip(), b.strip())
+        if key in out:
+            raise ConfigError(f"objective {objective!r}: pair_weights lists {a}:{b} twice")
+        out[key] = weight
+    return out
+
+
+class PairWeights:
+    """The loss weight of each modality pair: its own where listed, else 1.
+
+    With ``reduction="mean"`` the objective is ``Σ w_ab L_ab / Σ w_ab`` over the pairs that
+    have at least two rows in the batch; with ``"sum"`` it is ``Σ w_ab L_ab``. A weight
+    rebalances pairs whose data set is larger or easier (ImageBind trains each pair of a
+    mixture with its own share) without touching their temperatures.
+
+    Args:
+        spec: ``pair_weights`` (see :func:`parse_pair_weights`).
+        objective: the objective's name, for messages.
+    """
+
+    def __init__(self, spec: str, objective: str) -> None:
+        self.values = parse_pair_weights(spec, objective)
+
+    def check(self, names: list[str], objective: str) -> None:
+        """Refuse a listed pair naming a modality the batch does not have.
+
+        Args:
+            names: the batch's modality keys.
+            objective: the objective's name, for messages.
+        """
+        for key in self.values:
+            missing = [m for m in key.split("|") if m not in names]
+            if missing:
+                raise ConfigError(f"objective {objective!r}: pair_weights names {missing}, "
+                                  f"not modalities of the model ({', '.join(names)})")
+
+    def weight(self, a: str, b: str) -> float:
+        """The weight of pair (a, b)."""
+        return self.values.get(_pair_key(a, b), 1.0)
 
 
 class PairScales(nn.Module):
