@@ -17,6 +17,7 @@ import torch.nn.functional as F
 
 from anymodal import encoder
 from anymodal.towers import PretrainedTower, TowerConfig, load_hf
+from anymodal_text.encoders.raw import raw_texts
 
 __all__ = ["HFTextConfig", "HFTextEncoder"]
 
@@ -59,10 +60,7 @@ class HFTextEncoder(PretrainedTower):
 
     def forward(self, batch: dict[str, Any]) -> torch.Tensor:
         """Tokenise ``batch["text"]``, run the model and pool."""
-        texts = batch.get("text") if isinstance(batch, dict) else None
-        if not isinstance(texts, list):
-            raise ValueError("text_hf reads the raw strings of the text modality's batch "
-                             "(key 'text', a list of str), which this batch lacks")
+        texts = raw_texts(batch, "text_hf")
         device = next(self.model.parameters()).device
         encoded = self.tokenizer(texts, padding=True, truncation=True,
                                  max_length=self.config.max_length, return_tensors="pt")

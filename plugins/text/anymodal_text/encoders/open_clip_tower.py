@@ -14,6 +14,7 @@ import torch
 
 from anymodal import encoder
 from anymodal.towers import Freezable, OpenCLIPConfig, load_open_clip
+from anymodal_text.encoders.raw import raw_texts
 
 __all__ = ["OpenCLIPTextEncoder"]
 
@@ -45,10 +46,7 @@ class OpenCLIPTextEncoder(Freezable):
 
     def forward(self, batch: dict[str, Any]) -> torch.Tensor:
         """Tokenise ``batch["text"]`` and embed it with the CLIP text tower."""
-        texts = batch.get("text") if isinstance(batch, dict) else None
-        if not isinstance(texts, list):
-            raise ValueError("text_open_clip reads the raw strings of the text modality's "
-                             "batch (key 'text', a list of str), which this batch lacks")
+        texts = raw_texts(batch, "text_open_clip")
         device = next(self.model.parameters()).device
         tokens = self.tokenizer(texts).to(device)
         with self.grad_context():
