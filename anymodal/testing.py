@@ -7,6 +7,9 @@ over every registered encoder.
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -14,10 +17,22 @@ from typing import Any
 import torch
 
 from anymodal.errors import DataError
-from anymodal.plugin_host.manager import create_encoder, get_modality
+from anymodal.plugin_host.manager import (
+    PluginInfo,
+    create_encoder,
+    get_modality,
+    get_plugin_manager,
+)
 from anymodal.types import EncoderSpec, ModalitySpec
 
-__all__ = ["check_encoder", "check_modality", "check_trains_and_reloads", "synthetic_batch"]
+__all__ = [
+    "check_encoder",
+    "check_modality",
+    "check_registered",
+    "check_trains_and_reloads",
+    "imported_modules",
+    "synthetic_batch",
+]
 
 
 def synthetic_batch(modality: ModalitySpec, n: int, seed: int = 0) -> Any:
@@ -180,3 +195,54 @@ def _assert_same(a: Any, b: Any, msg: str) -> None:
         _assert_same(a.to_dict(), b.to_dict(), msg)
     else:
         assert a == b, msg
+
+
+def check_registered(modality: str, distribution: str, encoders: Iterable[str]) -> PluginInfo:
+    """Assert that ``modality`` and ``encoders`` were registered by the installed ``distribution``.
+
+    Checks what a user's ``pip install`` gives: the plugin came through its entry point (not
+    as a built-in), it provides at least ``encoders`` and its modality's default encoder,
+    and it recorded no load failure.
+
+    Args:
+        modality: the modality key the plugin registers.
+        distribution: the plugin's distribution name (``anymodal-audio``).
+        encoders: encoder names the plugin must provide (others may exist).
+
+    Returns:
+        The plugin's :class:`PluginInfo`, for further checks.
+    """
+    manager = get_plugin_manager()
+    failure = manager.failure_for(distribution)
+    assert failure is None, f"{distribution} failed to load: {failure}"
+    assert modality in manager.modalities, f"modality {modality!r} is not registered"
+    info = manager.plugin_for("modalities", modality)
+    assert info.distribution == distribution and not info.builtin, (
+        f"modality {modality!r} comes from {info.distribution} (built-in: {info.builtin}), "
+        f"expected the entry point of {distribution}")
+    missing = set(encoders) - set(info.encoders)
+    assert not missing, f"{distribution} does not register the encoders {sorted(missing)}"
+    assert get_modality(modality).default_encoder in info.encoders, (
+        f"the default encoder of {modality!r} is not one of {distribution}'s")
+    return info
+
+
+def imported_modules(code: str, modules: Iterable[str]) -> list[str]:
+    """Which of ``modules`` a fresh interpreter has imported after running ``code``.
+
+    For tests that keep an import light (listing plugins must not import open3d; the
+    parser must not import torch): ``sys.modules`` of the test's own process says nothing,
+    since the suite imported everything long before.
+
+    Args:
+        code: Python source run with ``python -c`` (it must succeed).
+        modules: the module names to look for.
+    """
+    names = list(modules)
+    probe = (f"{code}\nimport json, sys\n"
+             f"print(json.dumps([m for m in {names!r} if m in sys.modules]))")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr
+    found: list[str] = json.loads(done.stdout.strip().splitlines()[-1])
+    return found

@@ -9,15 +9,12 @@ from pathlib import Path
 import torch
 
 import anymodal
-from anymodal.testing import check_modality
+from anymodal.testing import check_modality, check_registered
 
 
 def test_found_through_its_entry_point() -> None:
-    manager = anymodal.get_plugin_manager()
-    info = next(p for p in manager.plugins.values() if "audio" in p.modalities)
-    assert info.distribution == "anymodal-audio" and not info.builtin
-    assert set(info.encoders) == {"audio_ast_tiny", "audio_cnn_small", "audio_hf"}
-    assert anymodal.get_modality("audio").default_encoder in info.encoders
+    encoders = {"audio_ast_tiny", "audio_cnn_small", "audio_hf"}
+    assert set(check_registered("audio", "anymodal-audio", encoders).encoders) == encoders
 
 
 def test_modality_contract_with_bad_files(media: Path, ffmpeg_media: Path) -> None:

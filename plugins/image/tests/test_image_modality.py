@@ -8,16 +8,12 @@ from pathlib import Path
 import torch
 
 import anymodal
-from anymodal.testing import check_modality
+from anymodal.testing import check_modality, check_registered
 from anymodal_image.synthetic import COLOURS, MAX_CLASSES, RGB, SHAPES, class_name, draw_images
 
 
 def test_registered_through_the_entry_point() -> None:
-    assert "image" in anymodal.list_modalities()
-    assert {"image_vit_tiny", "image_cnn_small", "image_timm"} <= set(
-        anymodal.list_encoders("image"))
-    info = anymodal.get_plugin_manager().plugin_for("modalities", "image")
-    assert info.distribution == "anymodal-image" and not info.builtin
+    check_registered("image", "anymodal-image", ["image_vit_tiny", "image_cnn_small", "image_timm"])
 
 
 def test_contract(image_files: dict[str, Path], tmp_path: Path) -> None:

@@ -8,15 +8,12 @@ from pathlib import Path
 import torch
 
 import anymodal
-from anymodal.testing import check_modality
+from anymodal.testing import check_modality, check_registered
 from anymodal_text.synthetic import COLOURS, MAX_CLASSES, SHAPES, class_name, make_sentences
 
 
 def test_registered_through_the_entry_point() -> None:
-    assert "text" in anymodal.list_modalities()
-    assert {"text_transformer_tiny", "text_minilm"} <= set(anymodal.list_encoders("text"))
-    info = anymodal.get_plugin_manager().plugin_for("modalities", "text")
-    assert info.distribution == "anymodal-text" and not info.builtin
+    check_registered("text", "anymodal-text", ["text_transformer_tiny", "text_minilm"])
 
 
 def test_contract(tmp_path: Path) -> None:

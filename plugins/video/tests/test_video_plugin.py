@@ -9,15 +9,12 @@ import pytest
 import torch
 
 import anymodal
-from anymodal.testing import check_modality
+from anymodal.testing import check_modality, check_registered
 
 
 def test_found_through_its_entry_point() -> None:
-    manager = anymodal.get_plugin_manager()
-    info = next(p for p in manager.plugins.values() if "video" in p.modalities)
-    assert info.distribution == "anymodal-video" and not info.builtin
-    assert set(info.encoders) == {"video_timesformer_tiny", "video_frames_mean", "video_hf"}
-    assert anymodal.get_modality("video").default_encoder in info.encoders
+    encoders = {"video_timesformer_tiny", "video_frames_mean", "video_hf"}
+    assert set(check_registered("video", "anymodal-video", encoders).encoders) == encoders
 
 
 def test_modality_contract_with_bad_files(videos: Path) -> None:
