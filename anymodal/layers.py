@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["SelfAttention", "TransformerBlock", "masked_mean"]
+__all__ = ["SelfAttention", "TransformerBlock", "masked_mean", "transformer_trunk"]
 
 
 def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -95,3 +95,33 @@ class TransformerBlock(nn.Module):
         """Apply the attention and MLP sub-layers (see the class for shapes)."""
         x = x + self.drop(self.attn(self.norm1(x), keep))
         return x + self.drop(self.mlp(self.norm2(x)))
+
+
+def transformer_trunk(dim: int, depth: int, heads: int, mlp_ratio: float = 4.0,
+                      dropout: float = 0.0, eps: float = 1e-5, who: str = "encoder",
+                      ) -> tuple[nn.ModuleList, nn.LayerNorm]:
+    """``depth`` pre-norm :class:`TransformerBlock` s and the final LayerNorm after them.
+
+    The trunk of the ViT, text, AST and Point-BERT encoders. Returned as two modules (not
+    wrapped in one) so that an encoder keeps its ``blocks.*`` / ``norm.*`` parameter names and
+    the models saved before this helper existed still load.
+
+    Args:
+        dim: token width.
+        depth: number of blocks.
+        heads: attention heads; must divide ``dim``.
+        mlp_ratio: hidden width of each block's MLP over ``dim``.
+        dropout: dropout inside the blocks.
+        eps: LayerNorm epsilon of the blocks and the final norm.
+        who: the encoder's name, for the error.
+
+    Raises:
+        ValueError: ``heads`` does not divide ``dim``, or ``depth`` < 1.
+    """
+    if heads < 1 or dim % heads:
+        raise ValueError(f"{who}: heads={heads} must divide width={dim}")
+    if depth < 1:
+        raise ValueError(f"{who}: depth={depth}; expected at least one block")
+    blocks = nn.ModuleList(TransformerBlock(dim, heads, mlp_ratio, dropout, eps=eps)
+                           for _ in range(depth))
+    return blocks, nn.LayerNorm(dim, eps=eps)

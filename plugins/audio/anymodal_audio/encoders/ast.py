@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from anymodal import encoder
-from anymodal.layers import TransformerBlock
+from anymodal.layers import transformer_trunk
 from anymodal_audio.encoders.common import average_clips, pad_to_multiple, unpack_batch
 
 __all__ = ["AudioAST", "AudioASTConfig"]
@@ -71,11 +71,9 @@ class AudioAST(nn.Module):
         self.cls_token = nn.Parameter(torch.zeros(1, 1, dim))
         self.time_pos = nn.Parameter(torch.zeros(1, self.max_time_patches, 1, dim))
         self.freq_pos = nn.Parameter(torch.zeros(1, 1, self.freq_patches, dim))
-        self.blocks = nn.ModuleList(
-            TransformerBlock(dim, config.num_heads, config.mlp_ratio, config.dropout)
-            for _ in range(config.depth)
-        )
-        self.norm = nn.LayerNorm(dim)
+        self.blocks, self.norm = transformer_trunk(
+            dim, config.depth, config.num_heads, config.mlp_ratio, config.dropout,
+            who="audio_ast_tiny")
         for param in (self.cls_token, self.time_pos, self.freq_pos):
             nn.init.trunc_normal_(param, std=0.02)
 

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from anymodal import encoder
-from anymodal.layers import TransformerBlock
+from anymodal.layers import transformer_trunk
 from anymodal_image.config import ViTTinyConfig
 
 __all__ = ["ViTTiny"]
@@ -32,9 +32,6 @@ class ViTTiny(nn.Module):
 
     def __init__(self, config: ViTTinyConfig) -> None:
         super().__init__()
-        if config.width % config.heads:
-            raise ValueError(f"image_vit_tiny: heads={config.heads} must divide "
-                             f"width={config.width}")
         if config.pool not in ("cls", "mean"):
             raise ValueError(f"image_vit_tiny: pool={config.pool!r}; use 'cls' or 'mean'")
         if config.image_size < config.patch_size:
@@ -48,12 +45,9 @@ class ViTTiny(nn.Module):
         self.pos = nn.Parameter(torch.zeros(1, 1 + self.grid * self.grid, config.width))
         nn.init.normal_(self.pos, std=0.02)
         nn.init.normal_(self.cls, std=1e-6)
-        self.blocks = nn.ModuleList(
-            TransformerBlock(config.width, config.heads, config.mlp_ratio, config.dropout,
-                             eps=1e-6)
-            for _ in range(config.depth)
-        )
-        self.norm = nn.LayerNorm(config.width, eps=1e-6)
+        self.blocks, self.norm = transformer_trunk(
+            config.width, config.depth, config.heads, config.mlp_ratio, config.dropout,
+            eps=1e-6, who="image_vit_tiny")
 
     def _positions(self, rows: int, cols: int) -> torch.Tensor:
         """The position table for a ``rows x cols`` patch grid (class token first)."""

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from anymodal import encoder
-from anymodal.layers import TransformerBlock, masked_mean
+from anymodal.layers import masked_mean, transformer_trunk
 from anymodal_text.config import TextTransformerConfig
 from anymodal_text.tokenizer import VOCAB_SIZE
 
@@ -34,9 +34,6 @@ class TextTransformer(nn.Module):
 
     def __init__(self, config: TextTransformerConfig) -> None:
         super().__init__()
-        if config.width % config.heads:
-            raise ValueError(f"text_transformer_tiny: heads={config.heads} must divide "
-                             f"width={config.width}")
         if config.pool not in ("mean", "cls"):
             raise ValueError(f"text_transformer_tiny: pool={config.pool!r}; use 'mean' or 'cls'")
         self.config = config
@@ -45,11 +42,9 @@ class TextTransformer(nn.Module):
         self.pos = nn.Parameter(torch.zeros(config.max_length, config.width))
         nn.init.normal_(self.pos, std=0.02)
         nn.init.normal_(self.embed.weight, std=0.02)
-        self.blocks = nn.ModuleList(
-            TransformerBlock(config.width, config.heads, config.mlp_ratio, config.dropout)
-            for _ in range(config.depth)
-        )
-        self.norm = nn.LayerNorm(config.width)
+        self.blocks, self.norm = transformer_trunk(
+            config.width, config.depth, config.heads, config.mlp_ratio, config.dropout,
+            who="text_transformer_tiny")
 
     def forward(self, batch: dict[str, Any]) -> torch.Tensor:
         """Embed a collated batch (see the class docstring for shapes)."""
