@@ -9,8 +9,11 @@ from anymodal.plugin_host.hookspecs import hookimpl
 
 @hookimpl
 def anymodal_register_objectives(register: Any) -> None:
-    """Register every objective under ``anymodal.objectives``."""
+    """Register every objective under ``anymodal.objectives`` (global_contrastive too)."""
     from anymodal.objectives import builtin_objective_specs
 
     for spec in builtin_objective_specs():
         register(spec)
+    from anymodal.objectives import global_contrastive
+
+    register(global_contrastive.SPEC)

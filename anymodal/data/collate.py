@@ -17,13 +17,16 @@ import torch
 
 from anymodal.types import IDS_KEY, PRESENT_KEY, Batch, ModalitySpec
 
-__all__ = ["BAD_KEY", "KEYS_KEY", "LABELS_KEY", "BadRow", "Row", "batch_size", "collate_rows",
-           "key_code"]
+__all__ = ["BAD_KEY", "KEYS_KEY", "LABELS_KEY", "ROWS_KEY", "BadRow", "Row", "batch_size",
+           "collate_rows", "key_code"]
 
 Row = dict[str, Any]
 BAD_KEY = "bad"
 LABELS_KEY = "labels"
 KEYS_KEY = "item_keys"
+# Each row's index in the training set (rows read through EpochRows carry "index"), for
+# objectives that keep a state per training row (global_contrastive).
+ROWS_KEY = "rows"
 
 
 def key_code(key: str) -> int:
@@ -65,7 +68,8 @@ def collate_rows(rows: list[Row | BadRow], modalities: Mapping[str, ModalitySpec
 
     Shapes:
         ``present[key]``, ``item_keys[key]``: ``[B]``; ``labels``: ``[B]`` (-1 where
-        unknown); B counts good rows.
+        unknown); ``rows``: ``[B]``, the rows' training-set indices, present when every
+        good row carries its ``"index"``; B counts good rows.
     """
     good = [r for r in rows if not isinstance(r, BadRow)]
     batch: Batch = {
@@ -78,6 +82,8 @@ def collate_rows(rows: list[Row | BadRow], modalities: Mapping[str, ModalitySpec
         BAD_KEY: [r for r in rows if isinstance(r, BadRow)],
         KEYS_KEY: {},
     }
+    if good and all("index" in r for r in good):
+        batch[ROWS_KEY] = torch.tensor([int(r["index"]) for r in good], dtype=torch.long)
     for key, spec in modalities.items():
         mask = torch.tensor([key in r["items"] for r in good], dtype=torch.bool)
         items = [r["items"][key] for r in good if key in r["items"]]

@@ -129,7 +129,8 @@ class EpochSampler(Sampler[int]):
 class EpochRows(Dataset[Any]):
     """A map-style dataset read through :class:`EpochSampler` indices.
 
-    Each row hides the modalities :func:`hidden_modalities` picks for its epoch.
+    Each row hides the modalities :func:`hidden_modalities` picks for its epoch, and
+    carries its index in the wrapped set as ``"index"``.
 
     Args:
         dataset: the training set (rows ``{"id", "label", "items"}`` or :class:`BadRow`).
@@ -147,7 +148,12 @@ class EpochRows(Dataset[Any]):
     def __getitem__(self, index: int) -> Row | BadRow:
         epoch, row = divmod(int(index), self.size)
         item = self.dataset[row]
-        if isinstance(item, BadRow) or not self.dropout.active:
+        if isinstance(item, BadRow):
+            return item
+        # The row's index in the training set travels to the batch (collate's "rows"):
+        # objectives with a state per training row (global_contrastive) read it.
+        item = {**item, "index": row}
+        if not self.dropout.active:
             return item
         hidden = hidden_modalities(list(item["items"]), self.dropout, epoch, row)
         if not hidden:

@@ -16,9 +16,11 @@ import torch
 from torch import Tensor, nn
 
 import anymodal
+from anymodal.objectives.row_state import batch_rows
 from anymodal.types import PRESENT_KEY, Batch
 
 IN_DIM, DIM = 6, 5
+ROWS = 1000  # rows of the pretend training set (objectives with a state per row)
 
 
 class TinyModel(nn.Module):
@@ -45,6 +47,8 @@ class TinyModel(nn.Module):
         self.missing = nn.ParameterDict({k: nn.Parameter(torch.randn(DIM)) for k in keys})
         self.log_logit_scale = nn.Parameter(torch.tensor(math.log(3.0)))
         self.objective = anymodal.create_objective(objective, **dict(params or {}))
+        if hasattr(self.objective, "bind_rows"):  # global_contrastive: a state per row
+            self.objective.bind_rows(ROWS, keys)
         self.double()
 
     def logit_scale(self) -> Tensor:
@@ -74,7 +78,8 @@ class TinyModel(nn.Module):
     def compute_loss(self, batch: Batch) -> dict[str, Tensor]:
         embeddings = self.embed_batch(batch)
         present = {k: v for k, v in batch.get(PRESENT_KEY, {}).items() if k in embeddings}
-        return self.objective(embeddings, self.logit_scale(), present or None)
+        with batch_rows(self.objective, batch):
+            return self.objective(embeddings, self.logit_scale(), present or None)
 
 
 def make_batch(keys: list[str], rows: int, seed: int = 0, missing: bool = True) -> Batch:
@@ -88,6 +93,7 @@ def make_batch(keys: list[str], rows: int, seed: int = 0, missing: bool = True) 
             mask[torch.arange(rows) % (5 + m) == (m + 1)] = False
         batch[PRESENT_KEY][key] = mask
         batch[key] = torch.randn(int(mask.sum()), IN_DIM, generator=g, dtype=torch.float64)
+    batch["rows"] = torch.randperm(ROWS, generator=g)[:rows]  # training-set indices
     return batch
 
 
@@ -99,6 +105,8 @@ def rows_of(batch: Batch, keys: list[str], start: int, stop: int) -> Batch:
         first, last = int(mask[:start].sum()), int(mask[:stop].sum())
         out[PRESENT_KEY][key] = mask[start:stop].clone()
         out[key] = batch[key][first:last].clone()
+    if "rows" in batch:
+        out["rows"] = batch["rows"][start:stop].clone()
     return out
 
 
