@@ -14,13 +14,14 @@ import json
 import logging
 import math
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 
-from anymodal.data.collate import BAD_KEY, batch_size
-from anymodal.errors import AnymodalError
+from anymodal.data.collate import BAD_KEY, BadRow, batch_size
+from anymodal.errors import AnymodalError, DataError
 from anymodal.types import IDS_KEY
 
 from .context import Run
@@ -102,38 +103,71 @@ def known_bad_rows(run: Run) -> set[int]:
 
 
 def check_bad_fraction(run: Run) -> None:
-    """Stop when more than ``data.max_bad_fraction`` of the rows read failed to load."""
+    """Stop when more than ``data.max_bad_fraction`` of the rows read were bad."""
     s, limit = run.state, run.config.data.max_bad_fraction
     if s.rows_seen >= run.config.data.batch_size and s.bad_rows > limit * s.rows_seen:
         raise AnymodalError(
-            f"{s.bad_rows} of {s.rows_seen} rows failed to load (more than "
-            f"data.max_bad_fraction={limit}); see {run.output_dir / 'bad_samples.jsonl'} for "
-            "each row and reason")
+            f"{s.bad_rows} of {s.rows_seen} rows were bad (failed to load, or embedded to "
+            f"NaN; more than data.max_bad_fraction={limit}); see "
+            f"{run.output_dir / 'bad_samples.jsonl'} for each row and reason")
 
 
-def guard_loss(run: Run, loss: torch.Tensor) -> tuple[bool, float]:
+def guard_loss(run: Run, loss: torch.Tensor, bad: Sequence[BadRow] = ()) -> tuple[bool, float]:
     """Agree whether the loss is finite everywhere and average it (collective 2 of 2).
+
+    The same all-reduce counts the rows whose embeddings were not finite (``bad``, from
+    :func:`anymodal.data.guard.nonfinite_bad_rows`): they are bad rows, reported and counted
+    like rows that failed to load, and an error under ``data.on_error: raise``.
+
+    Args:
+        run: the run.
+        loss: this process's loss.
+        bad: this process's rows whose embeddings were not finite.
 
     Returns:
         ``(finite, mean loss over processes)``; the mean is NaN when not finite.
+
+    Raises:
+        DataError: ``data.on_error`` is ``raise`` and some process had such a row.
     """
     value = loss.detach().float()
     finite = bool(torch.isfinite(value))
-    bad, total = _all_reduce_sum(run, float(not finite), float(value) if finite else 0.0)
-    if bad:
+    raising = run.config.data.on_error == "raise"
+    new = record_bad_rows(run, {BAD_KEY: list(bad)}) if bad and not raising else len(bad)
+    nonfinite, total, new_bad = _all_reduce_sum(
+        run, float(not finite), float(value) if finite else 0.0, float(new))
+    if new_bad and raising:  # on every process, so that none waits for the others
+        raise DataError(f"row {bad[0].id}" if bad else "a row on another process",
+                        bad[0].reason if bad else "has a NaN or infinite embedding")
+    run.state.bad_rows += int(new_bad)
+    if nonfinite:
         return False, math.nan
     return True, total / run.accelerator.num_processes
 
 
-def on_nonfinite(run: Run, batch: dict[str, Any]) -> None:
-    """A step whose loss was not finite was skipped: log it, stop after too many in a row."""
+def on_nonfinite(run: Run, batch: dict[str, Any], suspects: Sequence[BadRow] = ()) -> None:
+    """A step whose loss was not finite was skipped: log it, stop after too many in a row.
+
+    Args:
+        run: the run.
+        batch: the step's (last) batch.
+        suspects: rows of the step whose embeddings were not finite; the message then names
+            them instead of the learning rate.
+    """
     run.nonfinite_run += 1
     logger.warning("non-finite loss at step %d: step skipped", run.state.step + 1)
-    if run.nonfinite_run >= run.config.train.max_nonfinite:
+    if run.nonfinite_run < run.config.train.max_nonfinite:
+        return
+    head = f"{run.nonfinite_run} non-finite losses in a row; stopped at step {run.state.step}"
+    if suspects:
+        rows = "; ".join(f"row {r.id}: {r.reason}" for r in suspects[:4])
         raise AnymodalError(
-            f"{run.nonfinite_run} non-finite losses in a row; stopped at step "
-            f"{run.state.step} (batch ids {batch[IDS_KEY][:8]}...; last finite loss "
-            f"{run.last_finite}). Lower optim.lr, or check the data and mixed precision.")
+            f"{head}: rows of the batch have NaN or infinite embeddings although their "
+            f"inputs are finite, and too few finite rows were left to train on ({rows}). "
+            "The data is at fault, not the learning rate: rescale or remove these items.")
+    raise AnymodalError(
+        f"{head} (batch ids {batch[IDS_KEY][:8]}...; last finite loss {run.last_finite}). "
+        "Lower optim.lr, or check the data and mixed precision.")
 
 
 def clamp_logit_scale(run: Run) -> None:
