@@ -115,7 +115,18 @@ def unknown_keys(data: Mapping[str, Any], schema: Any, prefix: str = "") -> list
             found.append(f"{prefix}{key}")
         elif isinstance(value, Mapping):
             found += unknown_keys(value, tp, f"{prefix}{key}.")
+        elif isinstance(value, list) and dataclasses.is_dataclass(_item_type(tp)):
+            for i, item in enumerate(value):  # a list of dataclasses (data.train.sources)
+                if isinstance(item, Mapping):
+                    found += unknown_keys(item, _item_type(tp), f"{prefix}{key}[{i}].")
     return found
+
+
+def _item_type(tp: Any) -> Any:
+    """``X`` of a ``list[X]`` type (``None`` for anything else)."""
+    tp = _unwrap(tp)
+    args = typing.get_args(tp)
+    return args[0] if typing.get_origin(tp) is list and len(args) == 1 else None
 
 
 def _valid_here(schema: type, key: str) -> list[str]:
@@ -165,6 +176,10 @@ def _write(config: DictConfig, key: str, value: Any, schema: type) -> None:
             tp = type_at(schema, key)
             if isinstance(value, Mapping) and dataclasses.is_dataclass(tp):
                 value = OmegaConf.merge(OmegaConf.structured(tp), value)
+            item_tp = _item_type(tp)
+            if isinstance(value, list) and dataclasses.is_dataclass(item_tp):
+                value = [OmegaConf.merge(OmegaConf.structured(item_tp), v)
+                         if isinstance(v, Mapping) else v for v in value]
             OmegaConf.update(config, key, value, merge=False)
             return
     config.merge_with(_nested(key, value))  # merging creates any missing typed parents
