@@ -30,7 +30,12 @@ from anymodal.objectives.base import (
     count_tensor,
     resolve_pairs,
 )
-from anymodal.objectives.pairs import PairScales, PairWeights, hard_negative_logits
+from anymodal.objectives.pairs import (
+    PairScales,
+    PairSelection,
+    PairWeights,
+    hard_negative_logits,
+)
 from anymodal.types import ObjectiveSpec
 
 __all__ = ["SPEC", "ClipConfig", "ClipLoss", "check_smoothing", "combine_pairs", "pairwise_terms"]
@@ -39,14 +44,12 @@ REDUCTIONS = ("mean", "sum")
 
 
 @dataclass
-class ClipConfig:
+class ClipConfig(PairSelection):
     """Parameters of ``clip``.
 
+    ``pairs``, ``anchor`` and ``reduction`` come from :class:`PairSelection`.
+
     Args:
-        pairs: ``"all"`` (every unordered pair of modalities) or ``"a:b,c:d"``.
-        anchor: when set, the pairs are (anchor, every other modality); excludes ``pairs``.
-        reduction: ``"mean"`` over the pairs that have at least two rows, or ``"sum"``
-            (the Symile paper's pairwise baseline sums its three pairs).
         label_smoothing: label smoothing of both cross-entropies, in [0, 1).
         pair_scales: ``"a:b=20,c:d=10"``: those pairs use their own scale.
         learn_pair_scales: learn the listed pair scales from those initial values.
@@ -56,9 +59,6 @@ class ClipConfig:
             or sum; unlisted pairs weigh 1.
     """
 
-    pairs: str = "all"
-    anchor: str | None = None
-    reduction: str = "mean"
     label_smoothing: float = 0.0
     pair_scales: str = ""
     learn_pair_scales: bool = False

@@ -31,28 +31,25 @@ from anymodal.objectives.base import (
     resolve_pairs,
 )
 from anymodal.objectives.clip import REDUCTIONS, pairwise_terms
+from anymodal.objectives.pairs import PairSelection
 from anymodal.types import ObjectiveSpec
 
 __all__ = ["SPEC", "DCLConfig", "DCLLoss", "leave_one_out_lse"]
 
 
 @dataclass
-class DCLConfig:
+class DCLConfig(PairSelection):
     """Parameters of ``dcl``.
 
+    ``pairs``, ``anchor`` and ``reduction`` come from :class:`PairSelection`.
+
     Args:
-        pairs: ``"all"`` or ``"a:b,c:d"`` (see ``clip``).
-        anchor: when set, the pairs are (anchor, every other modality).
-        reduction: ``"mean"`` or ``"sum"`` over pairs.
         weighted: DCLW's von Mises-Fisher weight on the positive term.
         sigma: DCLW's weight temperature (lightly's default 0.5).
         intra_modal: add the same-modality negatives ``a_i·a_j`` (j ≠ i) as a second
             log-sum-exp, as lightly does for two views.
     """
 
-    pairs: str = "all"
-    anchor: str | None = None
-    reduction: str = "mean"
     weighted: bool = False
     sigma: float = 0.5
     intra_modal: bool = False

@@ -33,26 +33,23 @@ from anymodal.objectives.base import (
 )
 from anymodal.objectives.clip import REDUCTIONS, pairwise_terms
 from anymodal.objectives.dcl import leave_one_out_lse
+from anymodal.objectives.pairs import PairSelection
 from anymodal.types import ObjectiveSpec
 
 __all__ = ["SPEC", "InfoLOOBConfig", "InfoLOOBLoss", "hopfield_retrieval"]
 
 
 @dataclass
-class InfoLOOBConfig:
+class InfoLOOBConfig(PairSelection):
     """Parameters of ``infoloob``.
 
+    ``pairs``, ``anchor`` and ``reduction`` come from :class:`PairSelection`.
+
     Args:
-        pairs: ``"all"`` or ``"a:b,c:d"`` (see ``clip``).
-        anchor: when set, the pairs are (anchor, every other modality).
-        reduction: ``"mean"`` or ``"sum"`` over pairs.
         hopfield_beta: the inverse temperature β of the Hopfield retrieval (CLOOB proper;
             the paper uses 8 to 14.3); ``None``: plain InfoLOOB.
     """
 
-    pairs: str = "all"
-    anchor: str | None = None
-    reduction: str = "mean"
     hopfield_beta: float | None = None
 
 

@@ -17,14 +17,34 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 
 from anymodal.errors import ConfigError
 
-__all__ = ["PairScales", "PairWeights", "hard_negative_logits", "parse_pair_scales",
-           "parse_pair_weights"]
+__all__ = ["PairScales", "PairSelection", "PairWeights", "hard_negative_logits",
+           "parse_pair_scales", "parse_pair_weights"]
+
+
+@dataclass
+class PairSelection:
+    """Which pairs a pairwise objective trains, and how their losses combine.
+
+    The base of every pairwise objective's parameters (``clip``, ``siglip``, ``dcl``,
+    ``infoloob``), so the three options mean the same everywhere.
+
+    Args:
+        pairs: ``"all"`` (every unordered pair of modalities) or ``"a:b,c:d"``.
+        anchor: when set, the pairs are (anchor, every other modality); excludes ``pairs``.
+        reduction: ``"mean"`` over the pairs that have at least two rows, or ``"sum"``
+            (the Symile paper's pairwise baseline sums its three pairs).
+    """
+
+    pairs: str = "all"
+    anchor: str | None = None
+    reduction: str = "mean"
 
 
 def _pair_key(a: str, b: str) -> str:
