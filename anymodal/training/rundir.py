@@ -72,7 +72,9 @@ def defining_values(config: DictConfig) -> dict[str, Any]:
             "data": {k: v for k, v in plain["data"].items()
                      if k not in ("num_workers", "pin_memory", "load_timeout")},
             "optim": plain["optim"],
-            "train": {k: train[k] for k in ("seed", "grad_accum", "modality_dropout")}}
+            "train": {k: train[k] for k in ("seed", "grad_accum", "modality_dropout",
+                                             "init_from", "init_from_logit_scale")
+                      if k in train}}
     flat: dict[str, Any] = {}
 
     def walk(node: Any, prefix: str) -> None:

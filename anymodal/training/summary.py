@@ -29,10 +29,17 @@ def print_start(model: MultiModalModel, accelerator: Accelerator, config: Any) -
         # "partly": LoRA adapters or named trainable layers in an otherwise frozen encoder
         frozen = "yes" if key in model.frozen else (
             "partly" if key in getattr(model, "adapted", ()) else "no")
+        if key in getattr(model, "bound", ()):  # train.init_from: encoder, head, missing
+            frozen = "all (init_from)"
         rows.append([key, spec.name, model.encoder_names[key], f"{_count(encoder):,}",
                      f"{_count(encoder, True):,}", frozen])
     print_table(Table(f"anymodal train: {config.name}",
                       ["modality", "type", "encoder", "params", "trainable", "frozen"], rows))
+    if getattr(model, "bound", None):
+        scale = "trained" if model.log_logit_scale.requires_grad else "frozen"
+        console.print(f"init_from {config.train.init_from}: {', '.join(sorted(model.bound))} "
+                      f"frozen (encoders, heads, missing embeddings); logit scale {scale}; "
+                      f"trainable params {_count(model, True):,}")
     effective = config.data.batch_size * accelerator.num_processes * config.train.grad_accum
     console.print(
         f"objective [bold]{config.objective.name}[/bold] {dict(config.objective.params)}  |  "
