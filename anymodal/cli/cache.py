@@ -12,10 +12,12 @@ __all__ = ["add_parsers", "cmd_cache"]
 
 def add_parsers(sub: Any) -> None:
     """Add ``cache`` to the ``anymodal`` subparsers."""
-    p = sub.add_parser("cache", help="fill or survey a recipe's sample cache (data.cache)",
+    p = sub.add_parser("cache", help="fill or survey a recipe's sample cache (data.cache) "
+                       "and feature cache (data.feature_cache)",
                        description="anymodal cache build RECIPE [key=value ...] [--workers N]: "
                        "decode every item of the recipe's manifests once into data.cache.dir "
-                       "(resumable: entries already there are kept). anymodal cache info "
+                       "(resumable: entries already there are kept), and compute the frozen "
+                       "encoders' features of data.feature_cache once. anymodal cache info "
                        "RECIPE: entries, size and hit rate per cached modality.")
     p.add_argument("action", choices=["build", "info"])
     p.add_argument("recipe", help="a YAML recipe with a data.cache section")
@@ -28,10 +30,15 @@ def add_parsers(sub: Any) -> None:
 
 def cmd_cache(args: argparse.Namespace) -> int:
     """Build the cache, or print what it holds."""
+    from anymodal.cli.feature_cache import feature_cache_report
     from anymodal.config import load_config
     from anymodal.data.cache_build import build_cache, survey_cache
 
     config = load_config(args.recipe, args.overrides)
+    feature_data, feature_tables = feature_cache_report(config, args)  # data.feature_cache
+    if feature_tables and config.data.get("cache") is None:
+        emit(feature_data, feature_tables, args.json)
+        return 0
     counts = None
     if args.action == "build":
         counts = build_cache(config, workers=max(1, args.workers),
@@ -50,5 +57,6 @@ def cmd_cache(args: argparse.Namespace) -> int:
     if counts is not None:
         tables.insert(0, Table("sample cache build", ["rows", "bad rows"],
                                [[counts["rows"], counts["bad_rows"]]]))
-    emit({"modalities": data, **({"build": counts} if counts else {})}, tables, args.json)
+    emit({"modalities": data, **({"build": counts} if counts else {}), **feature_data},
+         tables + feature_tables, args.json)
     return 0

@@ -24,9 +24,14 @@ def feature_cache_report(config: DictConfig, args: argparse.Namespace
     """
     if config.data.get("feature_cache") is None:
         return {}, []
+    from accelerate.utils import set_seed
+
     from anymodal.data.feature_build import build_feature_cache, survey_feature_cache
     from anymodal.model import MultiModalModel
 
+    # seeded as training seeds it: a frozen encoder initialised at random (no pretrained
+    # weights) then has the weights, hence the namespace, that training will have
+    set_seed(int(config.train.seed))
     model = MultiModalModel(config)
     counts = None
     if args.action == "build":

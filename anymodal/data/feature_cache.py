@@ -39,11 +39,6 @@ miss in training: its training item must equal its evaluation item, or the run s
 from __future__ import annotations
 
 import dataclasses
-import functools
-import hashlib
-import importlib.metadata
-import json
-import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,140 +46,21 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
-from torch import nn
 
 from anymodal.errors import ConfigError
 from anymodal.types import ModalitySpec
-from anymodal.utils.atomic import atomic_write_bytes, discard
 
+from .feature_store import FeatureStore, feature_namespace
 from .guard import check_finite
-from .sample_cache import decode_entry, encode_entry, entry_path, item_key, namespace
 from .sources import path_rule
 
 if TYPE_CHECKING:
     from anymodal.model.core import MultiModalModel
 
-__all__ = ["FEATURE_FORMAT", "FeatureBatch", "FeatureCollate", "FeatureHit", "FeatureLoad",
+__all__ = ["FeatureBatch", "FeatureCollate", "FeatureHit", "FeatureLoad",
            "FeatureMiss", "FeatureStore", "FeatureTransform", "declared_deterministic",
            "feature_keys", "feature_namespace", "feature_stores", "same_item",
-           "weights_digest", "with_feature_cache", "wrap_specs"]
-
-log = logging.getLogger(__name__)
-
-FEATURE_FORMAT = 1
-KIND = "feature"
-
-
-# ---------------------------------------------------------------- identity and namespace
-
-def weights_digest(module: nn.Module) -> str:
-    """A BLAKE2b hash of every tensor of ``module``'s state dict (names, dtypes, bytes).
-
-    Args:
-        module: the encoder.
-    """
-    digest = hashlib.blake2b(digest_size=16)
-    for name, value in sorted(module.state_dict().items()):
-        if not torch.is_tensor(value):
-            continue
-        t = value.detach().cpu().contiguous()
-        digest.update(f"{name}:{t.dtype}:{list(t.shape)};".encode())
-        if t.numel():  # the buffer itself, no copy (bfloat16 has no numpy type: uint8 view)
-            digest.update(t.reshape(-1).view(torch.uint8).numpy())
-    return digest.hexdigest()
-
-
-@functools.cache
-def _code_version(module: str) -> str:
-    """``name==version`` of the distributions that provide ``module``'s top package."""
-    top = module.split(".")[0]
-    names = importlib.metadata.packages_distributions().get(top, [])
-    return ",".join(sorted({f"{n}=={importlib.metadata.version(n)}" for n in names}))
-
-
-def feature_namespace(spec: ModalitySpec, encoder_name: str, params: Mapping[str, Any],
-                      encoder: nn.Module, device_type: str, precision: str) -> str:
-    """The hash that every entry of one modality's features lives under.
-
-    Args:
-        spec: the bound modality (not wrapped by a cache).
-        encoder_name: the registered encoder name.
-        params: the encoder's params as the recipe gives them.
-        encoder: the built encoder (its weights are hashed).
-        device_type: ``cpu`` or ``cuda``: kernels differ in their last bits.
-        precision: the run's ``train.mixed_precision``.
-    """
-    text = json.dumps({"modality": namespace(spec), "encoder": encoder_name,
-                       "params": dict(params), "weights": weights_digest(encoder),
-                       "code": _code_version(type(encoder).__module__),
-                       "torch": torch.__version__, "device": device_type,
-                       "precision": precision, "format": FEATURE_FORMAT},
-                      sort_keys=True, default=repr)
-    return hashlib.blake2b(text.encode("utf-8"), digest_size=8).hexdigest()
-
-
-# ---------------------------------------------------------------- entries on disk
-
-@dataclass(frozen=True)
-class FeatureStore:
-    """Where one modality's features live, and how they are read and written (picklable).
-
-    Args:
-        root: the cache folder.
-        modality_key: the recipe's key of the modality (its folder in the cache).
-        space: the :func:`feature_namespace`.
-        width: the encoder's output width (an entry of another width is damaged).
-    """
-
-    root: str
-    modality_key: str
-    space: str
-    width: int
-
-    @property
-    def folder(self) -> Path:
-        """The folder of this namespace's entries."""
-        return Path(self.root) / self.modality_key / self.space
-
-    def path_for(self, source: Any) -> str | None:
-        """The entry of a resolved source (``None``: the source has no stable key)."""
-        key = item_key(source)
-        return None if key is None else str(entry_path(Path(self.root), self.modality_key,
-                                                       self.space, key))
-
-    def read(self, path: str) -> torch.Tensor | None:
-        """The feature stored at ``path``; ``None`` when absent or damaged (then deleted).
-
-        Shapes:
-            output ``[width]``.
-        """
-        try:
-            data = Path(path).read_bytes()
-        except FileNotFoundError:
-            return None
-        try:
-            kind, value = decode_entry(data)
-            self._check(kind, value)
-        except (ValueError, KeyError, TypeError) as exc:
-            log.warning("feature cache: %s is damaged (%s); recomputing it", path, exc)
-            discard(path)
-            return None
-        return value  # type: ignore[no-any-return]
-
-    def _check(self, kind: str, value: Any) -> None:
-        if kind != KIND or not torch.is_tensor(value):
-            raise ValueError(f"holds a {kind!r} entry, not a feature")
-        if tuple(value.shape) != (self.width,) or not value.is_floating_point():
-            raise ValueError(f"holds a {value.dtype} tensor of shape {list(value.shape)}, "
-                             f"expected a float feature of width {self.width}")
-        if not bool(torch.isfinite(value).all()):
-            raise ValueError("holds NaN or infinite values")
-
-    def write(self, path: str, feature: torch.Tensor) -> None:
-        """Store one feature (``[width]``) at ``path``, atomically."""
-        data = encode_entry(KIND, feature.detach().cpu().contiguous())
-        # not flushed: an entry torn by a crash fails its checksum and is recomputed
-        atomic_write_bytes(path, data, durable=False)
+           "with_feature_cache", "wrap_specs"]
 
 
 # ---------------------------------------------------------------- the wrapped modality
@@ -336,18 +212,21 @@ class FeatureBatch:
         missing: the misses, collated by the modality's ``collate`` (``None``: no miss).
         paths: where each miss's feature goes (``None``: not stored).
         store: the modality's store.
+        device: where the features go (:meth:`to` sets it).
 
     Shapes:
         ``hit``: ``[B]``; ``features``: ``[B_hit, width]``.
     """
 
     def __init__(self, hit: torch.Tensor, features: torch.Tensor | None, missing: Any,
-                 paths: list[str | None], store: FeatureStore) -> None:
+                 paths: list[str | None], store: FeatureStore,
+                 device: torch.device | str = "cpu") -> None:
         self.hit = hit
         self.features = features
         self.missing = missing
         self.paths = paths
         self.store = store
+        self.device = torch.device(device)
 
     def __len__(self) -> int:
         """Rows of the batch."""
@@ -361,7 +240,7 @@ class FeatureBatch:
                     else self.features.to(device, non_blocking=non_blocking))
         missing = (None if self.missing is None
                    else send_to_device(self.missing, device, non_blocking=non_blocking))
-        return FeatureBatch(self.hit, features, missing, self.paths, self.store)
+        return FeatureBatch(self.hit, features, missing, self.paths, self.store, device)
 
     def anymodal_features(self, encoder: Callable[[Any], torch.Tensor]) -> torch.Tensor:
         """Every row's feature: stored ones read, missing ones computed by ``encoder`` and stored.
@@ -375,18 +254,38 @@ class FeatureBatch:
         if self.missing is None:
             assert self.features is not None
             return self.features
-        with torch.no_grad():  # frozen: no parameter takes a gradient through it anyway
-            computed = encoder(self.missing)
-        for path, feature in zip(self.paths, computed):
-            if path is not None:
-                self.store.write(path, feature)
-        if self.features is None:  # all misses: exactly the uncached computation
+        computed = self._misses(encoder)
+        if self.features is None:  # all misses: the uncached computation
             return computed
         out = computed.new_empty((len(self), computed.shape[1]))
         hit = self.hit.to(computed.device)
         out[hit] = self.features.to(device=computed.device, dtype=computed.dtype)
         out[~hit] = computed
         return out
+
+    def _misses(self, encoder: Callable[[Any], torch.Tensor]) -> torch.Tensor:
+        """The misses' features: stored since the batch was loaded, or computed and stored.
+
+        A loader reads ahead (Accelerate looks one batch ahead, workers prefetch), so the
+        first batches of an epoch were loaded before the last steps of the one before had
+        stored their features. An item's feature, once stored, is the one every later batch
+        gets: the batch it was computed in decides its last bits (BLAS kernels differ with
+        the batch's size and the rows around it), and the same item must not change them.
+
+        Shapes:
+            output ``[B_miss, width]``.
+        """
+        stored = [None if path is None else self.store.read(path) for path in self.paths]
+        if all(feature is not None for feature in stored):
+            return torch.stack([f for f in stored if f is not None]).to(self.device)
+        with torch.no_grad():  # frozen: no parameter takes a gradient through it anyway
+            computed = encoder(self.missing)
+        for row, (path, feature) in enumerate(zip(self.paths, stored)):
+            if feature is not None:
+                computed[row] = feature.to(device=computed.device, dtype=computed.dtype)
+            elif path is not None:
+                self.store.write(path, computed[row])
+        return computed
 
 
 # ---------------------------------------------------------------- wiring a recipe
@@ -453,7 +352,8 @@ def feature_stores(model: MultiModalModel, cache: Any, device_type: str, precisi
         params = model.config.modalities[key].params
         space = feature_namespace(model.modalities[key], model.encoder_names[key],
                                   _plain(params), model.encoders[key], device_type, precision)
-        stores[key] = FeatureStore(root, key, space, int(model.encoders[key].width))
+        encoder: Any = model.encoders[key]  # an nn.Module with an int ``width``
+        stores[key] = FeatureStore(root, key, space, int(encoder.width))
     return stores
 
 
