@@ -8,10 +8,13 @@ Environment switches:
 - ``ANYMODAL_STRICT_PLUGINS=1``: a plugin that fails raises instead of being reported.
 - ``ANYMODAL_PLUGIN_MODULES=pkg.mod,other``: also register these importable modules
   (loaded last, whatever the two switches above say), like pytest's ``-p``.
+- ``ANYMODAL_PLUGIN_IMPORT_TIMEOUT=30``: seconds a plugin's import may take before it is a
+  failed plugin (``0``: no limit; see :mod:`anymodal.plugin_host.import_timeout`).
 
-A plugin that fails to import, implements an unknown hook, raises in a hook, or registers a
-name already taken contributes nothing and is listed in :attr:`PluginManager.failures`
-with its distribution, version and the reason; the other plugins load as usual.
+A plugin that fails to import (or hangs there), implements an unknown hook, raises in a
+hook, or registers a name already taken contributes nothing and is listed in
+:attr:`PluginManager.failures` with its distribution, version and the reason; the other
+plugins load as usual.
 
 Order: the built-ins, then the entry points sorted by name, then ``ANYMODAL_PLUGIN_MODULES``
 in the order given. A register hook may look up what loaded before it
@@ -36,6 +39,8 @@ import pluggy
 from anymodal._version import __version__
 from anymodal.errors import PluginError
 from anymodal.plugin_host import hookspecs
+from anymodal.plugin_host.import_timeout import ImportTimedOut, bounded_import
+from anymodal.plugin_host.import_timeout import import_timeout as read_import_timeout
 from anymodal.plugin_host.registry import Registry
 from anymodal.types import (
     CommandSpec,
@@ -141,6 +146,9 @@ class PluginManager:
         autoload: load entry-point plugins (defaults to not ``ANYMODAL_DISABLE_PLUGIN_AUTOLOAD``).
         allow: entry-point plugins to load (defaults to ``ANYMODAL_PLUGINS``); ``None``: all.
         strict: raise on the first failing plugin (defaults to ``ANYMODAL_STRICT_PLUGINS``).
+        import_timeout: seconds each plugin's import may take (defaults to
+            ``ANYMODAL_PLUGIN_IMPORT_TIMEOUT``, else 30; ``0``: no limit). The built-ins
+            are not limited.
     """
 
     def __init__(
@@ -148,6 +156,7 @@ class PluginManager:
         autoload: bool | None = None,
         allow: Iterable[str] | None = None,
         strict: bool | None = None,
+        import_timeout: float | None = None,
     ) -> None:
         self.pm = pluggy.PluginManager(hookspecs.PROJECT_NAME)
         self.pm.add_hookspecs(hookspecs)
@@ -166,6 +175,7 @@ class PluginManager:
             allow = [a.strip() for a in os.environ["ANYMODAL_PLUGINS"].split(",") if a.strip()]
         self.allow = None if allow is None else set(allow)
         self.strict = _env_flag("ANYMODAL_STRICT_PLUGINS") if strict is None else strict
+        self.import_timeout = read_import_timeout() if import_timeout is None else import_timeout
 
     # -- loading -------------------------------------------------------------------------
 
@@ -221,9 +231,12 @@ class PluginManager:
 
     def _load_candidate(self, c: _Candidate) -> bool:
         try:
-            plugin = c.load()
+            plugin = c.load() if c.builtin else bounded_import(c.load, c.name,
+                                                               self.import_timeout)
         except KeyboardInterrupt:
             raise
+        except ImportTimedOut as exc:
+            return self._fail(c, str(exc))
         except BaseException as exc:  # anything, SystemExit included, is the plugin's failure
             return self._fail(c, f"failed to import: {type(exc).__name__}: {exc}")
         if c.name in self.plugins or self.pm.has_plugin(c.name):
