@@ -45,7 +45,8 @@ __all__ = ["LOGIT_SCALE_CHOICES", "MODEL_KEYS", "initial_model", "load_source"]
 logger = logging.getLogger("anymodal.training")
 
 # The model options that shape every embedding: they must be the saved model's.
-MODEL_KEYS = ("embed_dim", "head", "normalize", "center")
+# (``model.center`` too, compared as built: ``null`` means the objective's choice.)
+MODEL_KEYS = ("embed_dim", "head", "normalize")
 LOGIT_SCALE_CHOICES = ("frozen", "train", "recipe")
 
 
@@ -203,6 +204,7 @@ def bind_loaded(model: MultiModalModel, source: MultiModalModel, path: Path,
             frozen logit scale is above ``model.logit_scale_max``.
     """
     for key in source.modalities:
+        _check_centring(model, source, key)
         for part, target, saved in (("encoder", model.encoders[key], source.encoders[key]),
                                     ("head", model.heads[key], source.heads[key])):
             try:
@@ -221,6 +223,20 @@ def bind_loaded(model: MultiModalModel, source: MultiModalModel, path: Path,
     logger.info("train.init_from %s (fingerprint %s): %s loaded and frozen; training %s",
                 path, source.fingerprint(), ", ".join(source.modalities),
                 ", ".join(k for k in model.modalities if k not in source.modalities))
+
+
+def _check_centring(model: MultiModalModel, source: MultiModalModel, key: str) -> None:
+    """Refuse heads centred otherwise than the saved ones (``model.center``, as resolved)."""
+    ours = bool(getattr(model.heads[key], "centered", False))
+    theirs = bool(getattr(source.heads[key], "centered", False))
+    if ours != theirs:
+        def kind(centred: bool) -> str:
+            return "centred" if centred else "uncentred"
+
+        raise ConfigError(
+            f"model.center: the recipe builds {kind(ours)} heads, but train.init_from's model "
+            f"has {kind(theirs)} ones; set model.center: {str(theirs).lower()} (it shapes the "
+            "frozen modalities' embeddings)")
 
 
 def _bind_logit_scale(model: MultiModalModel, source: MultiModalModel, mode: str) -> None:
