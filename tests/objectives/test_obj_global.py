@@ -321,3 +321,119 @@ def test_two_gloo_processes_equal_one(tmp_path: Path) -> None:
                                                msg=f"{case['label']} rank {r} step {step} {name}")
             # Every process holds the whole table, equal to the one-process one.
             torch.testing.assert_close(got["log_u"], whole["log_u"], rtol=1e-12, atol=1e-12)
+
+
+# -- training: the state travels in checkpoints ---------------------------------------------
+
+STOP_HOOK = '''
+import os, signal
+from anymodal import hookimpl
+
+@hookimpl
+def anymodal_on_step_end(step, metrics, state):
+    if step == int(os.environ.get("STOP_AT_STEP", "-1")):
+        os.kill(os.getpid(), signal.SIGKILL)
+'''
+# 40 rows / batch 8: the resumed part crosses an epoch boundary, so it revisits rows whose
+# stored denominators it must have restored.
+RESUME = ["objective.name=global_contrastive", "objective.params.gamma=0.5",
+          "data.train.size=40", "data.batch_size=8", "train.max_steps=8",
+          "train.checkpoint_every=3", "train.deterministic=true", "logging.progress=false",
+          "train.eval_every=0", "data.val=null"]
+
+
+def _weights(run: Path) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    return load_file(str(run / "model" / "model.safetensors"))
+
+
+def _state_file(checkpoint: Path) -> dict:
+    files = sorted(checkpoint.glob("custom_checkpoint_*.pkl"))
+    assert len(files) == 1, files
+    return torch.load(files[0], weights_only=False)
+
+
+@pytest.mark.slow
+def test_sigkill_then_resume_gives_the_same_weights(tmp_path: Path,
+                                                    cli_env: dict[str, str]) -> None:
+    from anymodal.config import load_config
+    from anymodal.training import train
+    from anymodal.training.checkpoint import latest_checkpoint
+    from tests.conftest import PYTHON, REPO
+
+    recipe = REPO / "recipes" / "smoke_clip.yaml"
+    straight = tmp_path / "straight"
+    train(load_config(recipe, [*RESUME, f"train.output_dir={straight}"]))
+    saved = _state_file(straight / "checkpoints" / "step_8")
+    assert saved["log_u"].shape == (40, 6)  # 40 rows x 3 pairs x 2 directions
+    assert torch.isfinite(saved["log_u"]).all()  # 64 rows seen: every row at least once
+
+    (tmp_path / "stop_hook.py").write_text(STOP_HOOK)
+    env = {**cli_env, "PYTHONPATH": f"{tmp_path}{os.pathsep}{cli_env.get('PYTHONPATH', '')}",
+           "ANYMODAL_PLUGIN_MODULES": "stop_hook", "STOP_AT_STEP": "5"}
+    killed = tmp_path / "killed"
+    first = subprocess.run([PYTHON, "-m", "anymodal", "train", str(recipe), *RESUME,
+                            f"train.output_dir={killed}"], cwd=REPO, env=env,
+                           capture_output=True, text=True, timeout=600)
+    assert first.returncode == -9, first.stderr[-3000:]
+    assert latest_checkpoint(killed) == killed / "checkpoints" / "step_3"
+    at_3 = _state_file(killed / "checkpoints" / "step_3")["log_u"]
+    assert 0 < int(torch.isfinite(at_3).all(dim=1).sum()) < 40  # some rows seen, not all
+
+    resumed = train(load_config(recipe, [*RESUME, f"train.output_dir={killed}",
+                                         "train.resume=auto"]))
+    assert resumed.step == 8
+    a, b = _weights(straight), _weights(killed)
+    for key in a:  # bit-identical
+        assert torch.equal(a[key], b[key]), (key, float((a[key] - b[key]).abs().max()))
+    assert torch.equal(_state_file(killed / "checkpoints" / "step_8")["log_u"], saved["log_u"])
+
+
+@pytest.mark.slow
+def test_trains_with_gradcache_and_validates(tmp_path: Path) -> None:
+    from anymodal.config import load_config
+    from anymodal.training import train
+    from tests.conftest import REPO
+
+    run = tmp_path / "run"
+    result = train(load_config(REPO / "recipes" / "smoke_clip.yaml", [
+        "objective.name=global_contrastive", "data.train.size=64", "data.batch_size=16",
+        "train.micro_batch=4", "train.max_steps=6", "train.eval_every=3", "data.val.size=32",
+        "logging.progress=false", "train.log_every=1", f"train.output_dir={run}"]))
+    assert result.step == 6
+    lines = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    seen = [line["train/seen_fraction"] for line in lines if "train/seen_fraction" in line]
+    # 16 rows of 64 per step: the table fills a quarter per step, then is revisited.
+    assert seen[:4] == pytest.approx([0.25, 0.5, 0.75, 1.0])
+    assert any(key.endswith("R@1") for key in result.metrics)
+
+
+@pytest.mark.slow
+def test_two_launched_processes_train_like_one(tmp_path: Path, cli_env: dict[str, str]) -> None:
+    """``accelerate launch`` with 2 processes of batch 8 against one of batch 16.
+
+    32 rows: step 3 revisits the rows of step 1, so its loss reads the stored state, which
+    every process must have updated with the other's rows too.
+    """
+    from tests.conftest import PYTHON, REPO
+
+    common = ["objective.name=global_contrastive", "data.train.size=32", "train.max_steps=3",
+              "train.log_every=1", "logging.progress=false", "data.val=null",
+              "train.eval_every=0", "train.checkpoint_every=0"]
+    runs = {}
+    for label, launcher, batch in (
+            ("two", [str(Path(PYTHON).parent / "accelerate"), "launch", "--multi_gpu",
+                     "--num_processes", "2", "-m"], 8),
+            ("one", [PYTHON, "-m"], 16)):
+        out = tmp_path / label
+        done = subprocess.run([*launcher, "anymodal", "train", "recipes/smoke_clip.yaml",
+                               *common, f"data.batch_size={batch}", f"train.output_dir={out}"],
+                              cwd=REPO, env=cli_env, capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr[-3000:]
+        runs[label] = [json.loads(line) for line in (out / "metrics.jsonl").read_text()
+                       .splitlines() if "train/loss" in line]
+    assert [r["train/world_size"] for r in runs["two"]] == [2, 2, 2]
+    for two, one in zip(runs["two"], runs["one"], strict=True):
+        assert two["train/loss"] == pytest.approx(one["train/loss"], abs=1e-5)
+        assert two["train/seen_fraction"] == one["train/seen_fraction"]
