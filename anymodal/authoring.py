@@ -76,6 +76,7 @@ class _Blueprint:
     description: str
     validate: Callable[[Any], Any] | None
     num_classes: int | None
+    prepare: Callable[..., Any] | None = None
 
 
 def _takes_config(fn: Callable[..., Any]) -> bool:
@@ -119,6 +120,7 @@ def configure_modality(config: Any, *, blueprint: _Blueprint) -> ModalitySpec:
         configure=partial(configure_modality, blueprint=blueprint),
         description=blueprint.description,
         config=config,
+        prepare=None if blueprint.prepare is None else _bind(blueprint.prepare, config),
     )
 
 
@@ -134,6 +136,7 @@ def define_modality(
     description: str = "",
     validate: Callable[[Any], Any] | None = None,
     num_classes: int | None = None,
+    prepare: Callable[..., Any] | None = None,
 ) -> ModalitySpec:
     """A :class:`ModalitySpec` with the default options of ``config_cls`` bound.
 
@@ -153,6 +156,9 @@ def define_modality(
         validate: ``validate(config)`` raises :class:`anymodal.ConfigError` on options that
             cannot work (it may return a normalised config).
         num_classes: classes of the synthetic data; ``None``: the options' ``num_classes``.
+        prepare: ``prepare(raw[, config]) -> prepared``: the deterministic prefix of
+            ``transform``, which must accept ``prepared`` in place of ``raw`` and give the
+            same item from the same random state (the sample cache stores ``prepared``).
 
     Raises:
         PluginError: ``config_cls`` is not a dataclass, or a field has no default.
@@ -165,7 +171,7 @@ def define_modality(
         raise PluginError(f"modality {name!r}: every option of {config_cls.__name__} needs a "
                           f"default ({exc})") from None
     blueprint = _Blueprint(name, config_cls, load, transform, collate, synthesize,
-                           default_encoder, description, validate, num_classes)
+                           default_encoder, description, validate, num_classes, prepare)
     return configure_modality(default, blueprint=blueprint)
 
 

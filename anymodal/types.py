@@ -59,6 +59,10 @@ class ModalitySpec:
         config: the options instance bound into the functions (``None`` for a modality
             without options); encoders read their bound params from it (see
             :attr:`EncoderSpec.binds`).
+        prepare: ``prepare(raw) -> prepared``: the deterministic prefix of ``transform``
+            (``None``: none declared). ``transform`` accepts ``prepared`` in place of ``raw``
+            and, from the same random state, returns the same item; the sample cache stores
+            ``prepared``, so later epochs run only the random rest of the transform.
     """
 
     name: str
@@ -72,6 +76,7 @@ class ModalitySpec:
     configure: Callable[[Any], ModalitySpec] | None = None
     description: str = ""
     config: Any = None
+    prepare: Callable[[Any], Any] | None = None
 
 
 @dataclass(frozen=True)

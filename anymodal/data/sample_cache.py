@@ -7,13 +7,19 @@ what ``load`` returned, and later epochs read that instead of decoding the file 
 
 What is stored (the *cache form*):
 
-- ``load``'s output itself when it is made of tensors, arrays, strings, numbers, ``None``,
-  lists/tuples/dicts and dataclasses of those (the point cloud's ``RawPointCloud``, the
-  graph's ``RawGraph``);
-- where the raw value is a lazy handle (an opened video), its ``cache_form()`` method: a
-  *source* that ``load`` accepts again and that needs no decoding (the video's
-  ``(frames, fps)``). This is how a modality declares its deterministic prefix: one method
-  on its raw type, nothing in the authoring kit.
+- where the modality declares the deterministic prefix of its transform
+  (:attr:`anymodal.types.ModalitySpec.prepare`), ``prepare(load(source))``: the audio's
+  normalised log-mel features of the whole clip, the video's frames scaled to the short
+  side, the point cloud's normalised (and, where deterministic, sampled) points. The
+  transform accepts it in place of ``load``'s output and gives the same item from the same
+  random state, so later epochs run only the random rest (crops, masks, flips, jitter);
+- else ``load``'s output itself when it is made of tensors, arrays, strings, numbers,
+  ``None``, lists/tuples/dicts and dataclasses of those (the graph's ``RawGraph``);
+- else, where the raw value is a lazy handle, its ``cache_form()`` method: a *source* that
+  ``load`` accepts again and that needs no decoding.
+
+A value that holds something else (a lazy reader of a file too long to hold whole) is not
+stored: the item is served uncached, every epoch.
 
 Keys: an entry is found by the modality's *namespace* (a hash of its name and bound
 options, so a changed option never serves stale data) and the item's key (a file: its
@@ -55,7 +61,7 @@ __all__ = ["FORMAT_VERSION", "CachedLoad", "Uncacheable", "decode_entry", "encod
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: prepared entries (the transform's deterministic prefix)
 SUFFIX = ".safetensors"
 
 
@@ -135,7 +141,8 @@ def encode_entry(kind: str, value: Any) -> bytes:
     """The bytes of one entry: a safetensors file whose metadata holds tree and checksum.
 
     Args:
-        kind: ``raw`` (``load``'s output) or ``source`` (a source ``load`` accepts).
+        kind: ``raw`` (``load``'s output), ``prepared`` (``prepare``'s output) or
+            ``source`` (a source ``load`` accepts).
         value: what to store.
 
     Raises:
@@ -186,7 +193,8 @@ def namespace(spec: ModalitySpec) -> str:
     """A hash of the modality's name, bound options, its code's version and the format's.
 
     A new release of the plugin that reads the files (its distribution's version) starts
-    a new namespace too, so that a changed decoder never serves entries of the old one.
+    a new namespace too, so that a changed decoder never serves entries of the old one; so
+    does a change of the declared prefix (``spec.prepare``: its name is in the hash).
 
     Args:
         spec: the bound modality.
@@ -196,8 +204,11 @@ def namespace(spec: ModalitySpec) -> str:
                if dataclasses.is_dataclass(config) and not isinstance(config, type) else config)
     load = getattr(spec.load, "func", spec.load)
     code = _distribution_versions(str(getattr(load, "__module__", None) or ""))
+    prepare = getattr(spec.prepare, "func", spec.prepare)
+    prefix = None if prepare is None else (f"{getattr(prepare, '__module__', '')}:"
+                                           f"{getattr(prepare, '__qualname__', '')}")
     text = json.dumps({"modality": spec.name, "options": options, "format": FORMAT_VERSION,
-                       "code": code}, sort_keys=True, default=repr)
+                       "code": code, "prepare": prefix}, sort_keys=True, default=repr)
     return hashlib.blake2b(text.encode("utf-8"), digest_size=8).hexdigest()
 
 
@@ -257,12 +268,16 @@ class CachedLoad:
         root: the cache folder.
         modality_key: the recipe's key of the modality (its folder in the cache).
         space: the modality's :func:`namespace`.
+        prepare: the modality's deterministic transform prefix (``spec.prepare``): when
+            given, an entry holds ``prepare(load(source))`` and a call returns that, hit
+            or miss.
     """
 
     load: Callable[[Any], Any]
     root: str
     modality_key: str
     space: str
+    prepare: Callable[[Any], Any] | None = None
 
     @property
     def source_is_path(self) -> Any:
@@ -288,19 +303,25 @@ class CachedLoad:
             return self.load(value) if kind == "source" else value
         return self._fill(path, source)
 
-    def _fill(self, path: Path, source: Any) -> Any:
-        raw = self.load(source)
+    def _cache_form(self, raw: Any) -> tuple[str, Any]:
+        """``(kind, value)`` to store for ``load``'s output ``raw``."""
+        if self.prepare is not None:
+            return "prepared", self.prepare(raw)
         cache_form = getattr(raw, "cache_form", None)
-        kind, value = ("source", cache_form()) if callable(cache_form) else ("raw", raw)
+        return ("source", cache_form()) if callable(cache_form) else ("raw", raw)
+
+    def _fill(self, path: Path, source: Any) -> Any:
+        kind, value = self._cache_form(self.load(source))
         try:
             data = encode_entry(kind, value)
         except Uncacheable as exc:
+            # e.g. a lazy reader of a long file: served as it is, every epoch
             log.debug("sample cache: %s not stored: %s", source, exc)
-            return raw
+            return self.load(value) if kind == "source" else value
         # not flushed: an entry torn by a crash fails its checksum and is rebuilt
         atomic_write_bytes(path, data, durable=False)
         # a source form is loaded again so that a miss returns what a hit returns
-        return self.load(value) if kind == "source" else raw
+        return self.load(value) if kind == "source" else value
 
 
 def cached_keys(modalities: Mapping[str, ModalitySpec], cache: Any) -> list[str]:
@@ -332,6 +353,6 @@ def with_sample_cache(modalities: Mapping[str, ModalitySpec], cache: Any | None
     root = str(Path(cache["dir"]).expanduser().resolve())
     chosen = cached_keys(modalities, cache)
     return {key: (dataclasses.replace(spec, load=CachedLoad(spec.load, root, key,
-                                                            namespace(spec)))
+                                                            namespace(spec), spec.prepare))
                   if key in chosen else spec)
             for key, spec in modalities.items()}

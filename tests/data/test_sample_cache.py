@@ -174,3 +174,72 @@ def test_cache_naming_an_unknown_modality_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"data\.cache\.modalities names"):
         with_sample_cache({"v": get_modality("vector")},
                           OmegaConf.create({"dir": str(tmp_path), "modalities": ["image"]}))
+
+
+# ---------------------------------------------------------------- declared transform prefix
+
+@dataclasses.dataclass
+class _Halved:
+    values: torch.Tensor
+
+
+class _CountingPrepare:
+    """A ``prepare`` that halves a vector and counts its calls (picklable)."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def __call__(self, raw: Any) -> Any:
+        self.calls += 1
+        return _Halved(raw * 0.5)
+
+
+def _prepared(tmp_path: Path, prepare: Any) -> tuple[ModalitySpec, _Counting]:
+    spec = get_modality("vector", dim=4)
+    counting = _Counting(spec.load)
+    spec = dataclasses.replace(spec, load=counting, prepare=prepare)
+    cache = OmegaConf.create({"dir": str(tmp_path / "cache")})
+    return with_sample_cache({"v": spec}, cache)["v"], counting
+
+
+def test_a_declared_prefix_is_stored_and_served_hit_or_miss(tmp_path: Path) -> None:
+    prepare = _CountingPrepare()
+    spec, counting = _prepared(tmp_path, prepare)
+    source = _vector_file(tmp_path / "a.npy", [2, 4, 6, 8])
+    miss, hit = spec.load(source), spec.load(source)
+    assert isinstance(miss, _Halved) and isinstance(hit, _Halved)
+    assert torch.equal(miss.values, hit.values) and torch.equal(hit.values,
+                                                                torch.tensor([1., 2, 3, 4]))
+    assert counting.calls == 1 and prepare.calls == 1  # the hit neither loads nor prepares
+    assert isinstance(spec.load, CachedLoad)
+    entry = spec.load.path_for(source)
+    assert entry is not None and decode_entry(entry.read_bytes())[0] == "prepared"
+
+
+def _other_prepare(raw: Any) -> Any:
+    return raw
+
+
+def test_a_declared_or_changed_prefix_is_a_new_namespace() -> None:
+    spec = get_modality("vector", dim=4)
+    spaces = {namespace(spec), namespace(dataclasses.replace(spec, prepare=_CountingPrepare())),
+              namespace(dataclasses.replace(spec, prepare=_other_prepare))}
+    assert len(spaces) == 3
+
+
+class _Lazy:
+    """Stands for a prefix too large to hold (a reader of a long file): not data."""
+
+    def __init__(self, raw: Any) -> None:
+        self.raw = raw
+        self.read = lambda: raw
+
+
+def test_a_prefix_that_is_not_data_is_served_uncached(tmp_path: Path) -> None:
+    spec, counting = _prepared(tmp_path, _Lazy)
+    source = _vector_file(tmp_path / "a.npy", [1, 2, 3, 4])
+    first, second = spec.load(source), spec.load(source)
+    assert isinstance(first, _Lazy) and isinstance(second, _Lazy)
+    assert torch.equal(second.read(), torch.tensor([1., 2, 3, 4]))
+    assert counting.calls == 2  # not stored: loaded every time
+    assert not list((tmp_path / "cache").rglob("*.safetensors"))

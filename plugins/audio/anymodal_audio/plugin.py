@@ -14,13 +14,14 @@ from anymodal_audio.encoders import AudioAST, AudioCNN
 from anymodal_audio.encoders.hf import HFAudioEncoder
 from anymodal_audio.io import load_audio
 from anymodal_audio.synthetic import synthesize_audio
-from anymodal_audio.transforms import transform_audio
+from anymodal_audio.transforms import prepare_audio, transform_audio
 
 __all__ = ["AUDIO", "anymodal_register_encoders", "anymodal_register_modalities"]
 
 AUDIO = define_modality(
     "audio", AudioConfig, load=load_audio, transform=transform_audio, collate=collate_audio,
     synthesize=synthesize_audio, validate=validate_audio_config, default_encoder="audio_ast_tiny",
+    prepare=prepare_audio,
     description="audio files and video soundtracks as log-mel features (fbank/melspec)",
 )
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import math
 import warnings
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -21,21 +22,62 @@ from anymodal_audio.config import AudioConfig
 
 __all__ = [
     "HF_KEYS",
+    "AudioFeatures",
     "clip_frames",
     "crop_clips",
+    "crop_starts",
     "extract_features",
     "log_mel",
     "num_frames",
+    "prepare_audio",
     "spec_augment",
     "transform_audio",
 ]
 
 
-def transform_audio(waveform: torch.Tensor, train: bool, config: AudioConfig) -> Any:
+@dataclass
+class AudioFeatures:
+    """The prepared form of a waveform: normalised log-mel features of all of it.
+
+    What :func:`prepare_audio` returns and the sample cache stores: frames sit on the
+    same grid as the crops of :func:`crop_starts`, so ``features[s // hop:][:T]`` is the
+    features of the clip that starts at sample ``s`` (Kaldi framing reads no sample
+    outside its frame).
+
+    Args:
+        features: ``(log_mel - mean) / std`` of the whole waveform.
+        num_samples: the waveform's length at the modality's sample rate.
+
+    Shapes:
+        features: ``[num_frames(num_samples), n_mels]``.
+    """
+
+    features: torch.Tensor
+    num_samples: int
+
+
+def prepare_audio(raw: Any, config: AudioConfig) -> Any:
+    """The deterministic prefix of :func:`transform_audio`: features of the whole waveform.
+
+    Returned as it is: a waveform the model's own extractor reads (option ``processor``)
+    and a :class:`~anymodal_audio.io.SeekableAudio` (a file too long to featurise whole;
+    the sample cache does not store it).
+
+    Shapes:
+        raw: ``[N]``; output: :class:`AudioFeatures` ``[num_frames(N), n_mels]``.
+    """
+    if config.processor or isinstance(raw, AudioFeatures) or not torch.is_tensor(raw):
+        return raw
+    return AudioFeatures((log_mel(raw, config) - config.mean) / config.std, raw.shape[-1])
+
+
+def transform_audio(waveform: Any, train: bool, config: AudioConfig) -> Any:
     """Crop ``waveform`` into clip(s) and compute normalised log-mel features.
 
     Args:
-        waveform: mono samples at ``config.sample_rate`` (from ``load``).
+        waveform: mono samples at ``config.sample_rate`` (from ``load``), or their
+            :class:`AudioFeatures` (from :func:`prepare_audio`: the same item, the same
+            random draws).
         train: random crop and SpecAugment when True; centre crop or ``eval_clips`` evenly
             spaced clips when False.
         config: the modality's options.
@@ -44,12 +86,20 @@ def transform_audio(waveform: torch.Tensor, train: bool, config: AudioConfig) ->
         waveform: ``[N]``; output: ``[T, n_mels]`` or ``[K, T, n_mels]``; with the option
         ``processor``, the dict of :func:`extract_features`.
     """
-    clips = crop_clips(waveform, train, config)
     if config.processor:
-        return extract_features(clips, config)
+        return extract_features(crop_clips(waveform, train, config), config)
+    prepared = waveform if isinstance(waveform, AudioFeatures) else None
+    length = prepared.num_samples if prepared is not None else waveform.shape[-1]
+    starts = crop_starts(length, train, config)
     items = []
-    for clip in clips:
-        feats = (log_mel(clip, config) - config.mean) / config.std
+    for start in starts:
+        if prepared is not None:
+            count = prepared.features.shape[0] if start is None else clip_frames(config)
+            first = start // config.hop_samples if start is not None else 0
+            feats = prepared.features[first:first + count]
+        else:
+            clip = waveform if start is None else waveform[start:start + config.clip_samples]
+            feats = (log_mel(clip, config) - config.mean) / config.std
         if train:
             feats = spec_augment(feats, config)
         if config.pad_to_clip:
@@ -91,23 +141,38 @@ def extract_features(clips: list[torch.Tensor], config: AudioConfig) -> dict[str
     return {name: torch.stack(rows)}
 
 
-def crop_clips(waveform: torch.Tensor, train: bool, config: AudioConfig) -> list[torch.Tensor]:
+def crop_clips(waveform: Any, train: bool, config: AudioConfig) -> list[Any]:
     """The clip(s) of ``waveform`` to featurise; short audio is returned whole.
+
+    Shapes:
+        waveform: ``[N]``; output: ``[clip_samples]`` each (the last one of a crop on the
+        frame grid may be shorter by less than a frame shift: it still has every frame).
+    """
+    return [waveform if s is None else waveform[s:s + config.clip_samples]
+            for s in crop_starts(waveform.shape[-1], train, config)]
+
+
+def crop_starts(length: int, train: bool, config: AudioConfig) -> list[int | None]:
+    """Start samples of the clip(s) of audio of ``length`` samples (``[None]``: all of it).
 
     Training takes one random window (global torch RNG, seeded per DataLoader worker);
     evaluation takes the centre window, or ``eval_clips`` windows from start to end.
+    Starts fall on the frame grid (multiples of ``hop_samples``, drawn as frames), so a
+    clip's features are a slice of the whole waveform's (:func:`prepare_audio`); with a
+    ``processor`` (which reads samples, not frames) they are drawn in samples.
     """
-    length, clip = waveform.shape[-1], config.clip_samples
+    clip = config.clip_samples
     if length <= clip:
-        return [waveform]
+        return [None]
+    if config.processor:
+        unit, last = 1, length - clip
+    else:
+        unit, last = config.hop_samples, num_frames(length, config) - clip_frames(config)
     if train:
-        start = int(torch.randint(0, length - clip + 1, ()).item())
-        return [waveform[start:start + clip]]
+        return [unit * int(torch.randint(0, last + 1, ()).item())]
     if config.eval_clips == 1:
-        start = (length - clip) // 2
-        return [waveform[start:start + clip]]
-    starts = torch.linspace(0, length - clip, config.eval_clips).round().long().tolist()
-    return [waveform[s:s + clip] for s in starts]
+        return [unit * (last // 2)]
+    return [unit * s for s in torch.linspace(0, last, config.eval_clips).round().long().tolist()]
 
 
 def _fft_size(config: AudioConfig) -> int:

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from anymodal import ConfigError
 
 __all__ = [
+    "FPS_STARTS",
     "MESH_SAMPLINGS",
     "SAMPLINGS",
     "UP_AXES",
@@ -20,6 +21,7 @@ __all__ = [
 ]
 
 SAMPLINGS = ("fps", "voxel", "random")
+FPS_STARTS = ("random", "first")
 MESH_SAMPLINGS = ("uniform", "poisson")
 UP_AXES = ("x", "y", "z")
 
@@ -40,6 +42,11 @@ class PointCloudConfig:
         sampling: how a larger cloud is brought down to ``num_points``: ``"fps"``
             (farthest-point sampling), ``"voxel"`` (voxel-grid averaging, the voxel size
             searched so that at least ``num_points`` voxels remain) or ``"random"``.
+        fps_start: where farthest-point sampling starts in training: ``"random"`` (a
+            random point, a new subset each epoch) or ``"first"`` (point 0, as in
+            evaluation: the sampled points are then deterministic, and the sample cache
+            stores them instead of running the sampling every epoch; PointNet++'s
+            ModelNet loaders sample once, offline, in the same way).
         mesh_sampling: how a mesh's surface becomes points: ``"uniform"`` (area-weighted)
             or ``"poisson"`` (Poisson-disk, evenly spread; slower).
         mesh_oversample: a mesh is sampled to ``mesh_oversample * num_points`` points
@@ -60,6 +67,7 @@ class PointCloudConfig:
 
     num_points: int = 1024
     sampling: str = "fps"
+    fps_start: str = "random"
     mesh_sampling: str = "uniform"
     mesh_oversample: float = 2.0
     use_colors: bool = False
@@ -86,6 +94,7 @@ def validate_pointcloud_config(config: PointCloudConfig) -> PointCloudConfig:
         raise ConfigError(f"{what}: num_points must be >= 1, got {config.num_points}")
     for key, value, allowed in (
         ("sampling", config.sampling, SAMPLINGS),
+        ("fps_start", config.fps_start, FPS_STARTS),
         ("mesh_sampling", config.mesh_sampling, MESH_SAMPLINGS),
         ("up_axis", config.up_axis, UP_AXES),
     ):

@@ -13,7 +13,7 @@ from anymodal_pointcloud.config import PointCloudConfig, validate_pointcloud_con
 from anymodal_pointcloud.encoders import PointBertEncoder, PointNetEncoder
 from anymodal_pointcloud.io import load_pointcloud
 from anymodal_pointcloud.synthetic import PRIMITIVES, synthesize_pointclouds
-from anymodal_pointcloud.transforms import transform_pointcloud
+from anymodal_pointcloud.transforms import prepare_pointcloud, transform_pointcloud
 
 __all__ = ["POINTCLOUD", "anymodal_register_encoders", "anymodal_register_modalities",
            "collate_pointclouds"]
@@ -35,7 +35,7 @@ POINTCLOUD = define_modality(
     "pointcloud", PointCloudConfig, load=load_pointcloud, transform=transform_pointcloud,
     collate=collate_pointclouds, synthesize=synthesize_pointclouds,
     validate=validate_pointcloud_config, num_classes=len(PRIMITIVES),
-    default_encoder="pointcloud_pointnet",
+    default_encoder="pointcloud_pointnet", prepare=prepare_pointcloud,
     description="3D point clouds and meshes (.ply .pcd .xyz .pts .obj .off .stl .glb .npy)",
 )
 

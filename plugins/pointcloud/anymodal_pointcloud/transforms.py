@@ -13,6 +13,8 @@ generator, which DataLoader seeds per worker.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -22,9 +24,11 @@ from anymodal_pointcloud.io import RawPointCloud
 from anymodal_pointcloud.sampling import farthest_point_sample_numpy, voxel_downsample_to
 
 __all__ = [
+    "PreparedCloud",
     "assemble_channels",
     "augment",
     "normalize_unit_sphere",
+    "prepare_pointcloud",
     "resample",
     "rotation_about",
     "transform_pointcloud",
@@ -34,20 +38,63 @@ _EVAL_SEED = 0
 _GREY = 0.5  # colour given to clouds without colours when colours are asked for
 
 
-def transform_pointcloud(raw: RawPointCloud, train: bool, config: PointCloudConfig) -> torch.Tensor:
+@dataclass
+class PreparedCloud:
+    """The prepared form of a cloud (:func:`prepare_pointcloud`; the sample cache stores it).
+
+    Args:
+        features: the assembled channels, centred and scaled into the unit sphere, and,
+            when ``sampled``, brought down by the deterministic part of the sampling.
+        sampled: ``features`` went through the sampling already (voxel grid, or
+            farthest-point sampling from point 0 with ``fps_start="first"``).
+        source: the file or description it came from, for error messages.
+
+    Shapes:
+        features: ``[M, C]``.
+    """
+
+    features: torch.Tensor
+    sampled: bool
+    source: str
+
+
+def prepare_pointcloud(raw: Any, config: PointCloudConfig) -> Any:
+    """The deterministic prefix of :func:`transform_pointcloud`.
+
+    Channels assembled and normalised; then the sampling when it draws nothing in
+    training: the voxel grid (whose final pick of ``num_points`` voxels stays random),
+    farthest-point sampling with ``fps_start="first"``. Random sampling and farthest-point
+    sampling from a random start stay in the transform, every epoch.
+    """
+    if not isinstance(raw, RawPointCloud):
+        return raw
+    features = assemble_channels(raw, config)
+    features[:, :3] = normalize_unit_sphere(features[:, :3], raw.source)
+    deterministic = config.sampling == "voxel" or (
+        config.sampling == "fps" and config.fps_start == "first")
+    if not deterministic or features.shape[0] <= config.num_points:
+        return PreparedCloud(features, False, raw.source)
+    return PreparedCloud(_sample_down(features, config, False), True, raw.source)
+
+
+def transform_pointcloud(raw: Any, train: bool, config: PointCloudConfig) -> torch.Tensor:
     """The item of ``raw``: ``[num_points, C]`` float32.
 
     Args:
-        raw: a loaded cloud.
+        raw: a loaded cloud, or its :class:`PreparedCloud` (the same item from the same
+            random draws).
         train: turn augmentation (and random sampling starts) on.
         config: the modality's options.
 
     Shapes:
         output: ``[config.num_points, config.channels]``.
     """
-    features = assemble_channels(raw, config)
-    features[:, :3] = normalize_unit_sphere(features[:, :3], raw.source)
-    features = resample(features, config, train)
+    if isinstance(raw, PreparedCloud):
+        features = resample(raw.features, config, train, sampled=raw.sampled)
+    else:
+        features = assemble_channels(raw, config)
+        features[:, :3] = normalize_unit_sphere(features[:, :3], raw.source)
+        features = resample(features, config, train)
     if train:
         features = augment(features, config)
     return features.contiguous()
@@ -86,8 +133,16 @@ def normalize_unit_sphere(xyz: torch.Tensor, source: str = "point cloud") -> tor
     return centred / radius
 
 
-def resample(features: torch.Tensor, config: PointCloudConfig, train: bool) -> torch.Tensor:
+def resample(features: torch.Tensor, config: PointCloudConfig, train: bool,
+             sampled: bool = False) -> torch.Tensor:
     """Exactly ``num_points`` rows: sample a larger cloud down, repeat points of a smaller one.
+
+    Args:
+        features: the normalised cloud.
+        config: the modality's options.
+        train: random starts, picks and repeats.
+        sampled: ``features`` already went through the deterministic sampling
+            (:class:`PreparedCloud`): only the voxel grid's final pick is left.
 
     Shapes:
         features: ``[N, C]`` -> ``[num_points, C]``.
@@ -99,21 +154,34 @@ def resample(features: torch.Tensor, config: PointCloudConfig, train: bool) -> t
         extra = (torch.randint(0, n, (target - n,)) if train
                  else torch.arange(target - n) % n)
         return torch.cat([features, features[extra]])
-    if config.sampling == "fps":
-        start = int(torch.randint(0, n, ())) if train else 0
-        idx = farthest_point_sample_numpy(features[:, :3].numpy(), target, start)
-        return features[torch.from_numpy(idx)]
     if config.sampling == "random":
         return features[_permutation(n, train)[:target]]
-    down = voxel_downsample_to(features, target)
-    if config.use_normals:  # averaged normals are shorter than 1
-        normals = down[:, -3:]
-        down[:, -3:] = normals / normals.norm(dim=1, keepdim=True).clamp_min(1e-8)
+    down = features if sampled else _sample_down(features, config, train)
     if down.shape[0] > target:
         # voxels come in grid order: evenly spaced picks spread over the whole grid
         idx = (_permutation(down.shape[0], True)[:target] if train
                else torch.linspace(0, down.shape[0] - 1, target).round().long())
         down = down[idx]
+    return down
+
+
+def _sample_down(features: torch.Tensor, config: PointCloudConfig, train: bool
+                 ) -> torch.Tensor:
+    """Farthest points (exactly ``num_points``) or voxels (at least that many).
+
+    Shapes:
+        features: ``[N, C]``, ``N > num_points`` -> ``[M, C]``, ``M >= num_points``.
+    """
+    target = config.num_points
+    if config.sampling == "fps":
+        random_start = train and config.fps_start == "random"
+        start = int(torch.randint(0, features.shape[0], ())) if random_start else 0
+        idx = farthest_point_sample_numpy(features[:, :3].numpy(), target, start)
+        return features[torch.from_numpy(idx)]
+    down = voxel_downsample_to(features, target)
+    if config.use_normals:  # averaged normals are shorter than 1
+        normals = down[:, -3:]
+        down[:, -3:] = normals / normals.norm(dim=1, keepdim=True).clamp_min(1e-8)
     return down
 
 

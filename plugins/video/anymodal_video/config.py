@@ -43,6 +43,11 @@ class VideoConfig:
         decode_threads: FFmpeg decoding threads per video (0: FFmpeg's choice; 1 suits
             DataLoader workers, which already decode in parallel).
         num_classes: classes of the synthetic data (2 shapes x 4 directions of motion).
+        max_pixels: a video whose frames have more pixels (width x height) is a bad item,
+            refused from its container header before any frame is decoded (as the image
+            modality's option of that name; ``0``: no limit). For containers whose header
+            is not read (only mp4/mov and Matroska/WebM are), the first decoded frame is
+            checked before any other.
         processor: a Hugging Face video model (local folder or hub id, e.g. VideoMAE)
             whose own image processor prepares the sampled frames instead of the scaling,
             cropping and normalisation above (only ``flip`` still applies in training);
@@ -62,6 +67,7 @@ class VideoConfig:
     std: tuple[float, float, float] = IMAGENET_STD
     decode_threads: int = 1
     num_classes: int = 8
+    max_pixels: int = 50_000_000
     processor: str | None = None
 
     @property
@@ -85,6 +91,7 @@ def validate_video_config(config: VideoConfig) -> VideoConfig:
         (min(config.std) > 0, "std values must be > 0"),
         (config.decode_threads >= 0, "decode_threads must be >= 0"),
         (config.num_classes >= 1, "num_classes must be >= 1"),
+        (config.max_pixels >= 0, "max_pixels must be >= 0 (0: no limit)"),
     ]
     for ok, message in checks:
         if not ok:

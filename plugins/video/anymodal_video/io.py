@@ -52,18 +52,6 @@ class VideoSource:
             raise DataError(self.name, "decoded frames contain NaN or infinite values")
         return frames
 
-    def cache_form(self) -> tuple[torch.Tensor, float]:
-        """Every frame decoded, as a ``(frames, fps)`` source ``load_video`` accepts again.
-
-        The deterministic part the sample cache stores (:mod:`anymodal.data.sample_cache`):
-        later epochs sample and augment frames without decoding the file.
-
-        Shapes:
-            frames: ``[num_frames, H, W, 3]``.
-        """
-        return self.read(list(range(self.num_frames))), self.fps
-
-
 def load_video(source: Any, config: VideoConfig) -> VideoSource:
     """Open ``source`` as a video.
 
@@ -95,9 +83,34 @@ def load_video(source: Any, config: VideoConfig) -> VideoSource:
                     "bytes, a [T, H, W, 3] frame array or (frames, fps)")
 
 
+def _check_pixels(width: int, height: int, name: Any, config: VideoConfig, when: str) -> None:
+    """Refuse frames over ``config.max_pixels``."""
+    if config.max_pixels and width * height > config.max_pixels:
+        raise DataError(name, f"has frames of {width} x {height} = {width * height:,} pixels, "
+                        f"over the limit of {config.max_pixels:,} (the modality's max_pixels "
+                        f"option); refused {when}")
+
+
+def _header_size(file: Any) -> tuple[int, int] | None:
+    """The frame size its container header declares (nothing decoded), if it says."""
+    from anymodal_video.header import frame_size
+
+    if isinstance(file, io.BytesIO):
+        return frame_size(file)
+    try:
+        with open(file, "rb") as handle:
+            return frame_size(handle)
+    except OSError:
+        return None  # decord reports the problem
+
+
 def _open_with_decord(file: Any, name: Any, config: VideoConfig) -> VideoSource:
     """Open with decord; ``file`` is a path string or a BytesIO (re-read on a reopen)."""
     import decord
+
+    declared = _header_size(file) if config.max_pixels else None
+    if declared is not None:
+        _check_pixels(*declared, name, config, "before decoding")
 
     def open_reader(**size: int) -> Any:
         if isinstance(file, io.BytesIO):
@@ -112,14 +125,7 @@ def _open_with_decord(file: Any, name: Any, config: VideoConfig) -> VideoSource:
         except Exception as exc:  # decord raises RuntimeError/DECORDError, details on fd 2
             failure = exc
     if failure is not None:
-        text = f"{failure} {err.text}"
-        if "find video stream" in text:
-            raise DataError(name, "has no video stream")
-        if "No such file" in text:
-            raise DataError(name, "file not found")
-        reason = err.reason() or strip_native_prefix(str(failure).splitlines()[-1])
-        raise DataError(name, f"cannot open the video (corrupt, truncated or not a video "
-                        f"file): {reason}")
+        raise _open_error(failure, err, name)
     if total <= 0:
         raise DataError(name, "has no video frames (empty stream)")
 
@@ -141,8 +147,39 @@ def _open_with_decord(file: Any, name: Any, config: VideoConfig) -> VideoSource:
         reason = decode_err.reason() or strip_native_prefix(str(failed).splitlines()[-1])
         raise DataError(name, f"cannot decode frames {indices[:4]}...: {reason}")
 
+    if declared is None and config.max_pixels:
+        decode = _first_frame_checked(decode, name, config)
     return VideoSource(name, total, fps if math.isfinite(fps) and fps > 0 else math.nan,
                        decode)
+
+
+def _open_error(failure: Exception, err: Any, name: Any) -> DataError:
+    """The :class:`DataError` of a video decord could not open."""
+    text = f"{failure} {err.text}"
+    if "find video stream" in text:
+        return DataError(name, "has no video stream")
+    if "No such file" in text:
+        return DataError(name, "file not found")
+    reason = err.reason() or strip_native_prefix(str(failure).splitlines()[-1])
+    return DataError(name, f"cannot open the video (corrupt, truncated or not a video "
+                     f"file): {reason}")
+
+
+def _first_frame_checked(decode: Callable[[list[int]], torch.Tensor], name: Any,
+                         config: VideoConfig) -> Callable[[list[int]], torch.Tensor]:
+    """``decode`` that first decodes one frame and checks its size (no size in the header)."""
+    checked = False
+
+    def checked_decode(indices: list[int]) -> torch.Tensor:
+        nonlocal checked
+        if not checked:
+            first = decode(indices[:1])
+            _check_pixels(first.shape[2], first.shape[1], name, config,
+                          "after decoding one frame (its container header declares no size)")
+            checked = True
+        return decode(indices)
+
+    return checked_decode
 
 
 # decord 0.6 fails to copy out frames of a few narrow widths (8, 16, 24, 48, 72 px seen):

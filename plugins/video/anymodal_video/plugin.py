@@ -14,14 +14,14 @@ from anymodal_video.encoders import FramesMean, TimeSformer
 from anymodal_video.encoders.hf import HFVideoEncoder
 from anymodal_video.io import load_video
 from anymodal_video.synthetic import synthesize_video
-from anymodal_video.transforms import transform_video
+from anymodal_video.transforms import prepare_video, transform_video
 
 __all__ = ["VIDEO", "anymodal_register_encoders", "anymodal_register_modalities"]
 
 VIDEO = define_modality(
     "video", VideoConfig, load=load_video, transform=transform_video, collate=collate_video,
     synthesize=synthesize_video, validate=validate_video_config,
-    default_encoder="video_timesformer_tiny",
+    default_encoder="video_timesformer_tiny", prepare=prepare_video,
     description="video files (decord) as clips of sampled, cropped, normalised frames",
 )
 

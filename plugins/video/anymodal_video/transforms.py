@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -10,14 +11,67 @@ from anymodal_video.config import VideoConfig
 from anymodal_video.io import VideoSource
 from anymodal_video.sampling import sample_indices
 
-__all__ = ["apply_processor", "normalize", "spatial_transform", "transform_video"]
+__all__ = ["PREPARE_MAX_BYTES", "VideoFrames", "apply_processor", "normalize", "prepare_video",
+           "spatial_transform", "transform_video"]
 
 
-def transform_video(source: VideoSource, train: bool, config: VideoConfig) -> torch.Tensor:
+# The prepared frames of one video are held whole (and stored whole by the sample cache):
+# a video whose prepared frames would exceed this is not prepared (served uncached).
+PREPARE_MAX_BYTES = 256 * 2**20
+_PREPARE_CHUNK = 16  # frames decoded (and scaled) at a time while preparing
+
+
+@dataclass
+class VideoFrames:
+    """The prepared form of a video: every frame decoded and scaled to the short side.
+
+    What :func:`prepare_video` returns and the sample cache stores; frames are scaled only
+    where that is deterministic.
+
+    Args:
+        frames: all frames of the video, channels first.
+        fps: the video's frame rate (nan: unknown).
+        scaled: the frames are already scaled to ``config.resize_to`` (False when training
+            draws the scale, option ``max_scale``, or a ``processor`` prepares them).
+
+    Shapes:
+        frames: ``[N, 3, H, W]`` (uint8, or float in [0, 1]).
+    """
+
+    frames: torch.Tensor
+    fps: float
+    scaled: bool
+
+
+def prepare_video(raw: Any, config: VideoConfig) -> Any:
+    """The deterministic prefix of :func:`transform_video`: all frames, decoded and scaled.
+
+    A video whose prepared frames would exceed ``PREPARE_MAX_BYTES`` is returned as it is
+    (a lazy :class:`VideoSource`: the transform then decodes only the sampled frames).
+
+    Shapes:
+        output: :class:`VideoFrames` ``[N, 3, H', W']``, short side ``config.resize_to``.
+    """
+    if not isinstance(raw, VideoSource):
+        return raw
+    scale = not config.processor and config.max_scale == 1.0
+    chunks: list[torch.Tensor] = []
+    for first in range(0, raw.num_frames, _PREPARE_CHUNK):
+        chunk = raw.read(list(range(first, min(first + _PREPARE_CHUNK, raw.num_frames))))
+        chunk = chunk.permute(0, 3, 1, 2)  # as transform_video reads them
+        chunks.append(_resize(chunk, config.resize_to) if scale else chunk.contiguous())
+        per_frame = chunks[0][0].numel() * chunks[0].element_size()
+        if per_frame * raw.num_frames > PREPARE_MAX_BYTES:
+            return raw
+    return VideoFrames(torch.cat(chunks), raw.fps, scale)
+
+
+def transform_video(source: Any, train: bool, config: VideoConfig) -> torch.Tensor:
     """Sample, decode and prepare one clip.
 
     Args:
-        source: from ``load``.
+        source: from ``load`` (a :class:`VideoSource`), or its :class:`VideoFrames` (from
+            :func:`prepare_video`: the same item from the same random draws).
         train: frame jitter, scale jitter, random crop and flip when True.
         config: the modality's options.
 
@@ -25,11 +79,16 @@ def transform_video(source: VideoSource, train: bool, config: VideoConfig) -> to
         output: ``[num_frames, 3, size, size]``, float32, normalised (with the option
         ``processor``: the model's ``pixel_values`` of the sampled frames).
     """
-    indices = sample_indices(source.num_frames, source.fps, train, config)
-    frames = source.read(indices).permute(0, 3, 1, 2)  # [T, H, W, C] -> [T, C, H, W]
+    scaled = False
+    if isinstance(source, VideoFrames):
+        indices = sample_indices(source.frames.shape[0], source.fps, train, config)
+        frames, scaled = source.frames[indices], source.scaled
+    else:
+        indices = sample_indices(source.num_frames, source.fps, train, config)
+        frames = source.read(indices).permute(0, 3, 1, 2)  # [T, H, W, C] -> [T, C, H, W]
     if config.processor:
         return apply_processor(frames, train, config)
-    return normalize(spatial_transform(frames, train, config), config)
+    return normalize(spatial_transform(frames, train, config, scaled), config)
 
 
 _PROCESSORS: dict[str, Any] = {}
@@ -52,10 +111,25 @@ def apply_processor(frames: torch.Tensor, train: bool, config: VideoConfig) -> t
     return out[0].float()
 
 
-def spatial_transform(frames: torch.Tensor, train: bool, config: VideoConfig) -> torch.Tensor:
+def _resize(frames: torch.Tensor, short: int) -> torch.Tensor:
+    """Scale the short side to ``short`` (antialiased; the same per frame in any batch)."""
+    import torchvision.transforms.v2.functional as TF
+
+    return TF.resize(frames, [short], antialias=True)
+
+
+def spatial_transform(frames: torch.Tensor, train: bool, config: VideoConfig,
+                      scaled: bool = False) -> torch.Tensor:
     """Scale the short side, crop a square, maybe flip; the same for every frame of a clip.
 
     Frames stay uint8 while they are resized (cheaper, and how decoders deliver them).
+
+    Args:
+        frames: the sampled frames.
+        train: scale jitter, random crop and flip.
+        config: the modality's options.
+        scaled: the frames are already scaled to ``config.resize_to``
+            (:func:`prepare_video`).
 
     Shapes:
         frames: ``[T, C, H, W]``; output: ``[T, C, size, size]``.
@@ -66,7 +140,8 @@ def spatial_transform(frames: torch.Tensor, train: bool, config: VideoConfig) ->
     if train and config.max_scale > 1.0:
         top = round(short * config.max_scale)
         short = int(torch.randint(short, top + 1, ()).item())
-    frames = TF.resize(frames, [short], antialias=True)
+    if not scaled:
+        frames = _resize(frames, short)
     height, width = frames.shape[-2:]
     size = config.size
     if train and config.train_crop == "random":
