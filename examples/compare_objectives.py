@@ -34,9 +34,6 @@ import contextlib
 import datetime
 import io
 import json
-import os
-import platform
-import subprocess
 import sys
 import tempfile
 import time
@@ -51,6 +48,9 @@ import torch
 
 import anymodal
 from anymodal.retrieval.evaluation import evaluate_retrieval
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from study_common import machine  # the examples folder, put on the path above
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
@@ -73,27 +73,62 @@ OBJECTIVES: tuple[tuple[str, str, dict[str, Any]], ...] = (
     ("dcl", "dcl", {}),
     ("dclw", "dcl", {"weighted": True}),
 )
+#: GradCache rows (issue 19): ``(label, objective, params, batch size, micro-batch)``. The
+#: batch is embedded in micro-batches and its exact gradient assembled
+#: (``train.micro_batch``), so the row differs from its objective's only by the batch size.
+GRADCACHE: tuple[tuple[str, str, dict[str, Any], int, int], ...] = (
+    ("clip (all pairs) batch 256", "clip", {"pairs": "all"}, 256, 64),
+)
 QUICK_OBJECTIVES = ("clip (all pairs)", "symile (n)")
 #: ``train.modality_dropout.p`` of subset-consistent training (rows hide modalities).
 SUBSET_P = 0.3
 SUBSET_SUFFIX = " +subsets"
 
 
-def variants(labels: Sequence[str], subsets: str) -> list[tuple[str, str, dict[str, Any], float]]:
-    """``(label, objective, params, modality dropout p)`` of every run kind.
+@dataclass(frozen=True)
+class Run:
+    """One kind of run of the study (trained once per seed).
 
     Args:
-        labels: objective labels of :data:`OBJECTIVES`.
-        subsets: ``"off"`` (p = 0), ``"on"`` (p = :data:`SUBSET_P`, label suffixed
-            ``+subsets``) or ``"both"``.
+        label: the table's row name.
+        name: the objective; params: its params.
+        subset_p: ``train.modality_dropout.p`` (0: off).
+        batch_size: rows per step (None: the budget's).
+        micro_batch: ``train.micro_batch`` (None: no gradient caching).
     """
-    chosen = [o for o in OBJECTIVES if o[0] in labels]
+
+    label: str
+    name: str
+    params: dict[str, Any]
+    subset_p: float = 0.0
+    batch_size: int | None = None
+    micro_batch: int | None = None
+
+
+def all_labels() -> list[str]:
+    """Every row label ``--objectives`` accepts: :data:`OBJECTIVES`, then :data:`GRADCACHE`."""
+    return [o[0] for o in OBJECTIVES] + [g[0] for g in GRADCACHE]
+
+
+def variants(labels: Sequence[str], subsets: str) -> list[Run]:
+    """The runs of ``labels``, with and/or without subset-consistent training.
+
+    Args:
+        labels: labels of :data:`OBJECTIVES` and :data:`GRADCACHE`.
+        subsets: ``"off"`` (p = 0), ``"on"`` (p = :data:`SUBSET_P`, label suffixed
+            ``+subsets``) or ``"both"``. GradCache rows are trained with ``p = 0`` only:
+            they answer what the batch size buys, one comparison.
+    """
     out = []
-    for label, name, params in chosen:
+    for label, name, params in OBJECTIVES:
+        if label not in labels:
+            continue
         if subsets in ("off", "both"):
-            out.append((label, name, params, 0.0))
+            out.append(Run(label, name, params))
         if subsets in ("on", "both"):
-            out.append((label + SUBSET_SUFFIX, name, params, SUBSET_P))
+            out.append(Run(label + SUBSET_SUFFIX, name, params, SUBSET_P))
+    out += [Run(label, name, params, 0.0, batch, micro)
+            for label, name, params, batch, micro in GRADCACHE if label in labels]
     return out
 
 #: The encoders and modality options of ``recipes/digits_symile.yaml`` (small, fast on CPU).
@@ -189,9 +224,10 @@ def chance_recall(manifest: Path, task: str) -> tuple[float, int]:
 
 def make_config(name: str, params: dict[str, Any], seed: int, train_manifest: Path,
                 budget: Budget, batch_size: int, output_dir: Path,
-                subset_p: float = 0.0) -> Any:
-    """The validated config of one run: same everything but the objective and ``subset_p``
-    (``train.modality_dropout.p``: the fraction of rows that hide some modalities)."""
+                subset_p: float = 0.0, micro_batch: int | None = None) -> Any:
+    """The validated config of one run: same everything but the objective, ``subset_p``
+    (``train.modality_dropout.p``: the fraction of rows that hide some modalities) and, for
+    the GradCache rows, the batch size and ``train.micro_batch``."""
     if name == "symile":
         params = {**params, "seed": seed}  # the "n" permutations follow the run's seed
     overrides = {
@@ -206,22 +242,29 @@ def make_config(name: str, params: dict[str, Any], seed: int, train_manifest: Pa
         "train": {"max_steps": budget.steps, "output_dir": str(output_dir), "seed": seed,
                   "overwrite": True,
                   "eval_every": 0, "checkpoint_every": 0, "log_every": max(budget.steps, 1),
-                  "threads": 1, "cpu": True,
+                  "threads": 1, "cpu": True, "micro_batch": micro_batch,
                   "modality_dropout": {"p": subset_p, "min_present": 2}},
         "logging": {"progress": False, "trackers": []},
     }
     return anymodal.load_config(None, overrides)
 
 
-def run_one(name: str, params: dict[str, Any], seed: int, data_dir: Path, budget: Budget,
-            batch_size: int, work_dir: Path, subset_p: float = 0.0
-            ) -> tuple[dict[str, float], float]:
-    """Train one model and evaluate it on the test split; ``({task: R@1}, seconds)``."""
+def run_one(run: Run, seed: int, data_dir: Path, budget: Budget, batch_size: int,
+            work_dir: Path) -> tuple[dict[str, float], float]:
+    """Train one model and evaluate it on the test split; ``({task: R@1}, seconds)``.
+
+    Args:
+        run: what to train; its ``batch_size`` (if set) replaces ``batch_size``.
+        seed: the run's seed; data_dir: the digits build; budget: steps, lr, warmup.
+        batch_size: rows per step; work_dir: where the run's folder goes.
+    """
     from anymodal.training import train
 
-    output_dir = work_dir / f"{name}-{'-'.join(map(str, params.values()))}-p{subset_p}-{seed}"
-    config = make_config(name, params, seed, data_dir / "train.jsonl", budget, batch_size,
-                         output_dir, subset_p)
+    batch = run.batch_size or batch_size
+    output_dir = work_dir / (f"{run.name}-{'-'.join(map(str, run.params.values()))}"
+                             f"-p{run.subset_p}-b{batch}-{seed}")
+    config = make_config(run.name, run.params, seed, data_dir / "train.jsonl", budget, batch,
+                         output_dir, run.subset_p, run.micro_batch)
     started = time.perf_counter()
     # The loop prints a start and end table per run; the study prints its own summary.
     with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
@@ -232,6 +275,31 @@ def run_one(name: str, params: dict[str, Any], seed: int, data_dir: Path, budget
     metrics = evaluate_retrieval(model, data_dir / "test.jsonl", ",".join(TASKS),
                                  ks=(1,), positives="label")
     return {task: metrics[task]["R@1"] for task in TASKS}, seconds
+
+
+def budget_key(budget: Budget) -> str:
+    """The budget as text: records of another budget are never mixed into a table."""
+    return (f"steps={budget.steps},batch={budget.batch_size},dim={budget.embed_dim},"
+            f"lr={budget.lr},warmup={budget.warmup_steps}")
+
+
+def load_records(path: Path, budget: Budget) -> list[dict[str, Any]]:
+    """The finished runs recorded in ``path`` (one JSON object a line) under ``budget``."""
+    if not path.is_file():
+        return []
+    key = budget_key(budget)
+    records = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()
+               if line.strip()]
+    return [r for r in records if r.get("budget") == key]
+
+
+def append_record(path: Path, record: dict[str, Any]) -> None:
+    """Append one finished run to ``path``: a single ``write`` of one line in append mode,
+    so that several study processes can share the file, and a killed study loses at most
+    the run in progress."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a", encoding="utf-8") as handle:
+        handle.write(json.dumps(record) + "\n")
 
 
 def build_data(data_dir: Path, limit: int | None) -> Path:
@@ -253,29 +321,60 @@ def warm_up(data_dir: Path) -> None:
 
 
 def run_study(data_dir: Path, seeds: int, budget: Budget, labels: Sequence[str],
-              log: Callable[[str], None] = print, subsets: str = "both") -> StudyResult:
+              log: Callable[[str], None] = print, subsets: str = "both",
+              records: Path | None = None, train: bool = True) -> StudyResult:
     """Train and evaluate every objective in ``labels`` for ``seeds`` seeds, with and/or
-    without subset-consistent training (``subsets``, see :func:`variants`)."""
+    without subset-consistent training (``subsets``, see :func:`variants`).
+
+    Args:
+        records: a JSON-lines file of finished runs: each run is appended when it ends, and
+            a (label, seed) already there under the same budget is not trained again, so an
+            interrupted study resumes and several processes can share the work.
+        train: False: only tabulate what ``records`` holds.
+
+    The table holds every chosen row with at least one finished seed (rows have as many
+    seeds as finished: the report says how many).
+    """
     chosen = variants(labels, subsets)
     train_rows = _count_rows(data_dir / "train.jsonl")
     batch_size = min(budget.batch_size, train_rows)
-    result = StudyResult(labels=[o[0] for o in chosen], tasks=list(TASKS),
-                         train_rows=train_rows)
+    done = {(r["label"], r["seed"]): r for r in load_records(records, budget)} if records \
+        else {}
+    if train:
+        warm_up(data_dir)
+        with tempfile.TemporaryDirectory(prefix="compare_objectives_") as work:
+            for run in chosen:
+                for seed in range(seeds):
+                    if (run.label, seed) in done:
+                        continue
+                    scores, seconds = run_one(run, seed, data_dir, budget, batch_size,
+                                              Path(work))
+                    record = {"label": run.label, "seed": seed, "recall": scores,
+                              "seconds": seconds, "budget": budget_key(budget)}
+                    done[(run.label, seed)] = record
+                    if records:
+                        append_record(records, record)
+                    log(f"{run.label:<20} seed {seed}: " + "  ".join(
+                        f"{task} {scores[task]:.3f}" for task in TASKS)
+                        + f"  ({seconds:.1f} s)")
+    return tabulate(data_dir, chosen, seeds, done, train_rows)
+
+
+def tabulate(data_dir: Path, chosen: Sequence[Run], seeds: int,
+             done: dict[tuple[str, int], dict[str, Any]], train_rows: int) -> StudyResult:
+    """The :class:`StudyResult` of the finished runs ``done`` (keyed by label and seed)."""
+    result = StudyResult(labels=[], tasks=list(TASKS), train_rows=train_rows)
     for task in TASKS:
         result.chance[task], result.queries[task] = chance_recall(data_dir / "test.jsonl", task)
-    warm_up(data_dir)
-    with tempfile.TemporaryDirectory(prefix="compare_objectives_") as work:
-        for label, name, params, subset_p in chosen:
-            recall = np.zeros((len(TASKS), seeds))
-            seconds = np.zeros(seeds)
-            for seed in range(seeds):
-                scores, seconds[seed] = run_one(name, params, seed, data_dir, budget,
-                                                batch_size, Path(work), subset_p)
-                recall[:, seed] = [scores[task] for task in TASKS]
-                log(f"{label:<20} seed {seed}: " + "  ".join(
-                    f"{task} {scores[task]:.3f}" for task in TASKS)
-                    + f"  ({seconds[seed]:.1f} s)")
-            result.recall[label], result.seconds[label] = recall, seconds
+    for run in chosen:
+        finished = [done[(run.label, seed)] for seed in range(seeds)
+                    if (run.label, seed) in done]
+        if not finished:
+            continue
+        result.labels.append(run.label)
+        result.recall[run.label] = np.array([[r["recall"][task] for r in finished]
+                                             for task in TASKS])
+        result.seconds[run.label] = np.array([r["seconds"] for r in finished])
     return result
 
 
@@ -285,15 +384,15 @@ def _mean_std(values: np.ndarray) -> str:
 
 def format_table(result: StudyResult) -> str:
     """Markdown: one row per objective, mean ± std R@1 per task and train seconds per run."""
-    header = "| objective | " + " | ".join(result.tasks) + " | train s / run |"
-    lines = [header, "|" + "---|" * (len(result.tasks) + 2)]
+    header = "| objective | " + " | ".join(result.tasks) + " | seeds | train s / run |"
+    lines = [header, "|" + "---|" * (len(result.tasks) + 3)]
     for label in result.labels:
         cells = [_mean_std(result.recall[label][t]) for t in range(len(result.tasks))]
         secs = result.seconds[label]
-        lines.append(f"| {label} | " + " | ".join(cells) + f" | {secs.mean():.1f} ± "
-                     f"{secs.std():.1f} |")
+        lines.append(f"| {label} | " + " | ".join(cells) + f" | {len(secs)} | "
+                     f"{secs.mean():.1f} ± {secs.std():.1f} |")
     lines.append("| *chance* | " + " | ".join(f"{result.chance[t]:.3f}" for t in result.tasks)
-                 + " | |")
+                 + " | | |")
     return "\n".join(lines)
 
 
@@ -372,19 +471,6 @@ def plot(result: StudyResult, path: Path) -> None:
     plt.close(fig)
 
 
-def machine() -> str:
-    """``N-core CPU (model name), no GPU`` and the torch version."""
-    try:
-        lscpu = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
-        model = next((line.split(":", 1)[1].strip() for line in lscpu.splitlines()
-                      if line.startswith("Model name")), platform.processor())
-    except OSError:
-        model = platform.processor()
-    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
-    return (f"{os.cpu_count()}-core CPU ({model}), {gpu}, runs on the CPU with 1 torch "
-            f"thread; torch {torch.__version__}")
-
-
 def write_report(result: StudyResult, budget: Budget, seeds: int, limit: int | None,
                  command: str, elapsed: float, md_path: Path, png_path: Path) -> str:
     """Write the markdown report and the plot; return the markdown."""
@@ -453,7 +539,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help="train each objective with subset-consistent training (on), "
                              "without (off) or both (default)")
     parser.add_argument("--objectives", default=None,
-                        help="comma-separated labels of OBJECTIVES to run (default: all)")
+                        help="comma-separated labels of OBJECTIVES and GRADCACHE to run "
+                             "(default: all)")
+    parser.add_argument("--records", type=Path, default=None,
+                        help="JSON-lines file of finished runs (default: OUT_DIR/"
+                             "study_objectives.jsonl): appended after each run, and runs "
+                             "already there (same budget) are skipped")
+    parser.add_argument("--report-only", action="store_true",
+                        help="train nothing: tabulate the finished runs of --records")
     parser.add_argument("--quick", action="store_true",
                         help=f"smoke run: {', '.join(QUICK_OBJECTIVES)}, {QUICK.steps} steps, "
                              f"limit {QUICK_LIMIT}")
@@ -473,17 +566,19 @@ def main(argv: Sequence[str] | None = None) -> StudyResult:
     limit = args.limit if args.limit is not None else (QUICK_LIMIT if args.quick else None)
     data_dir = args.data or REPO / "data" / ("digits3" if limit is None
                                              else f"digits3_limit{limit}")
-    labels = QUICK_OBJECTIVES if args.quick else [o[0] for o in OBJECTIVES]
+    labels = QUICK_OBJECTIVES if args.quick else all_labels()
     if args.objectives:
         labels = tuple(label.strip() for label in args.objectives.split(","))
-        unknown = set(labels) - {o[0] for o in OBJECTIVES}
+        unknown = set(labels) - set(all_labels())
         if unknown:
             raise SystemExit(f"unknown objectives {sorted(unknown)}; choose from "
-                             f"{[o[0] for o in OBJECTIVES]}")
+                             f"{all_labels()}")
     torch.set_num_threads(1)
     started = time.perf_counter()
     build_data(data_dir, limit)
-    result = run_study(data_dir, args.seeds, budget, labels, subsets=args.subsets)
+    records = args.records or args.out_dir / "study_objectives.jsonl"
+    result = run_study(data_dir, args.seeds, budget, labels, subsets=args.subsets,
+                       records=records, train=not args.report_only)
     elapsed = time.perf_counter() - started
     table = format_table(result)
     print(table)

@@ -39,9 +39,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import os
-import platform
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -53,6 +50,9 @@ import torch
 from omegaconf import DictConfig
 
 import anymodal
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from study_common import machine  # the examples folder, put on the path above
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
@@ -336,19 +336,6 @@ def plot(result: StudyResult, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)
     plt.close(fig)
-
-
-def machine() -> str:
-    """``2-core CPU (model name), no GPU`` and the torch version."""
-    try:
-        lscpu = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
-        model = next((line.split(":", 1)[1].strip() for line in lscpu.splitlines()
-                      if line.startswith("Model name")), platform.processor())
-    except OSError:
-        model = platform.processor()
-    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
-    return (f"{os.cpu_count()}-core CPU ({model}), {gpu}, runs on the CPU with 1 torch "
-            f"thread; torch {torch.__version__}")
 
 
 def write_report(result: StudyResult, budget: Budget, seeds: int, command: str,

@@ -47,11 +47,57 @@ def test_every_objective_config_is_valid_and_differs_only_in_the_objective(
 
 def test_variants_run_each_objective_with_and_without_subsets(study: ModuleType) -> None:
     both = study.variants(["gram", "clip (all pairs)"], "both")
-    assert [(label, p) for label, _, _, p in both] == [
+    assert [(run.label, run.subset_p) for run in both] == [
         ("clip (all pairs)", 0.0), ("clip (all pairs) +subsets", study.SUBSET_P),
         ("gram", 0.0), ("gram +subsets", study.SUBSET_P)]
-    assert [v[0] for v in study.variants(["gram"], "on")] == ["gram +subsets"]
-    assert [v[3] for v in study.variants(["gram"], "off")] == [0.0]
+    assert [v.label for v in study.variants(["gram"], "on")] == ["gram +subsets"]
+    assert [v.subset_p for v in study.variants(["gram"], "off")] == [0.0]
+    assert all(v.batch_size is None and v.micro_batch is None for v in both)
+
+
+def test_gradcache_rows_differ_from_their_objective_only_by_the_batch(
+        study: ModuleType, tmp_path: Path) -> None:
+    label, name, params, batch, micro = study.GRADCACHE[0]
+    assert label in study.all_labels()
+    (run,) = study.variants([label], "both")  # trained without subsets only
+    assert (run.name, run.params, run.batch_size, run.micro_batch) == (name, params, batch,
+                                                                       micro)
+    budget = study.Budget(steps=7)
+    big = study.make_config(name, params, 0, tmp_path / "t.jsonl", budget, run.batch_size,
+                            tmp_path, micro_batch=run.micro_batch)
+    plain = study.make_config(name, params, 0, tmp_path / "t.jsonl", budget, 64, tmp_path)
+    assert big.data.batch_size == batch and big.train.micro_batch == micro
+    assert plain.train.micro_batch is None
+    for key in ("modalities", "model", "optim", "objective"):
+        assert big[key] == plain[key]
+
+
+def test_records_resume_and_keep_budgets_apart(study: ModuleType, tmp_path: Path) -> None:
+    """Finished runs are appended one line each; a study reads back only its own budget's
+    and tabulates them (seeds as finished) without training again."""
+    records = tmp_path / "runs.jsonl"
+    budget, other = study.Budget(steps=60), study.Budget(steps=200)
+    recall = {task: 0.5 for task in study.TASKS}
+    for seed, label, used in ((0, "gram", budget), (1, "gram", budget), (0, "gram", other),
+                              (0, "siglip", budget)):
+        study.append_record(records, {"label": label, "seed": seed, "recall": recall,
+                                      "seconds": 2.0 + seed, "budget": study.budget_key(used)})
+    assert len(records.read_text().splitlines()) == 4
+    assert len(study.load_records(records, budget)) == 3
+    assert len(study.load_records(records, other)) == 1
+    assert study.load_records(tmp_path / "none.jsonl", budget) == []
+    data = tmp_path / "data"
+    data.mkdir()
+    _write_manifest(data / "train.jsonl", [{"label": 0}])
+    _write_manifest(data / "test.jsonl", [
+        {"label": k % 2, "image": f"{k}.png", "audio": f"{k}.wav", "text": f"t{k}"}
+        for k in range(4)])
+    result = study.run_study(data, 3, budget, ["gram", "siglip", "dcl"], subsets="off",
+                             records=records, train=False)
+    assert result.labels == ["siglip", "gram"]  # in OBJECTIVES order; dcl never ran
+    assert result.recall["gram"].shape == (len(study.TASKS), 2)
+    assert list(result.seconds["gram"]) == [2.0, 3.0]
+    assert "| gram | 0.500 ± 0.000" in study.format_table(result)
 
 
 def test_kind_summary_compares_subset_training(study: ModuleType) -> None:
@@ -95,10 +141,10 @@ def test_table_has_a_row_per_objective_and_the_chance_row(study: ModuleType) -> 
     result.recall = {"a": np.array([[0.5, 0.7], [0.2, 0.2]]), "b": np.zeros((2, 2))}
     result.seconds = {"a": np.array([3.0, 5.0]), "b": np.array([1.0, 1.0])}
     lines = study.format_table(result).splitlines()
-    assert lines[0] == "| objective | x->y | y->x | train s / run |"
-    assert lines[2] == "| a | 0.600 ± 0.100 | 0.200 ± 0.000 | 4.0 ± 1.0 |"
+    assert lines[0] == "| objective | x->y | y->x | seeds | train s / run |"
+    assert lines[2] == "| a | 0.600 ± 0.100 | 0.200 ± 0.000 | 2 | 4.0 ± 1.0 |"
     assert lines[3].startswith("| b | 0.000 ± 0.000")
-    assert lines[4] == "| *chance* | 0.100 | 0.250 | |"
+    assert lines[4] == "| *chance* | 0.100 | 0.250 | | |"
 
 
 def test_summary_names_the_best_and_the_gain_of_the_pair_query(study: ModuleType) -> None:
@@ -144,3 +190,10 @@ def test_quick_run_writes_the_report(study: ModuleType, tmp_path: Path, one_thre
     assert (out / "study_objectives.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     printed = capsys.readouterr().out
     assert "| clip (all pairs) |" in printed and "| symile (n) +subsets |" in printed
+    # Every run was recorded as it finished; a report-only call tabulates them again.
+    assert len((out / "study_objectives.jsonl").read_text().splitlines()) == len(result.labels)
+    again = study.main(["--quick", "--data", str(data), "--out-dir", str(out),
+                        "--report-only"])
+    assert again.labels == result.labels
+    for label in result.labels:
+        np.testing.assert_array_equal(again.recall[label], result.recall[label])
