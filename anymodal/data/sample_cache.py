@@ -28,7 +28,7 @@ path, size and modification time in nanoseconds; inline content: a hash of it).
 Format: one safetensors file per item under ``<dir>/<modality>/<namespace>/<k[:2]>/``,
 written through :func:`anymodal.utils.atomic.atomic_write_bytes` (two processes filling one
 cache write the same bytes; the last rename wins, never a torn file). Its metadata holds the
-structure (JSON) and a BLAKE2b checksum over structure and tensor bytes; an entry whose
+structure (JSON) and a CRC-32 checksum over structure and tensor bytes; an entry whose
 checksum or header does not match is deleted and rebuilt from the source, never returned.
 Never pickle: dataclasses are rebuilt only from classes already imported and named in the
 entry, field by field.
@@ -44,6 +44,7 @@ import json
 import logging
 import os
 import sys
+import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -128,13 +129,19 @@ def _decode(node: Any, tensors: Mapping[str, torch.Tensor]) -> Any:
 
 
 def _checksum(tree: str, tensors: Mapping[str, torch.Tensor]) -> str:
-    digest = hashlib.blake2b(tree.encode("utf-8"), digest_size=16)
+    """CRC-32 over structure, tensor headers and tensor bytes.
+
+    The checksum guards against damage (torn writes, flipped bits), not against an
+    attacker (entries are never unpickled): CRC-32 runs ~4.5x faster than BLAKE2b here,
+    which matters for large entries (a 10 s video's prepared frames: 65 MB).
+    """
+    crc = zlib.crc32(tree.encode("utf-8"))
     for name in sorted(tensors):
         t = tensors[name]
-        digest.update(f"{name}:{t.dtype}:{list(t.shape)};".encode())
-        # uint8 view: bytes of any dtype (bfloat16 has no numpy type)
-        digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
-    return digest.hexdigest()
+        crc = zlib.crc32(f"{name}:{t.dtype}:{list(t.shape)};".encode(), crc)
+        if t.numel():  # a uint8 view of the buffer, not a copy (bfloat16 has no numpy type)
+            crc = zlib.crc32(memoryview(t.reshape(-1).view(torch.uint8).numpy()), crc)
+    return f"crc32:{crc:08x}"
 
 
 def encode_entry(kind: str, value: Any) -> bytes:
@@ -157,21 +164,49 @@ def encode_entry(kind: str, value: Any) -> bytes:
     return save(tensors, metadata=meta)
 
 
-def decode_entry(data: bytes) -> tuple[str, Any]:
-    """``(kind, value)`` of an entry's bytes.
+_DTYPES = {"F64": torch.float64, "F32": torch.float32, "F16": torch.float16,
+           "BF16": torch.bfloat16, "I64": torch.int64, "I32": torch.int32,
+           "I16": torch.int16, "I8": torch.int8, "U8": torch.uint8, "BOOL": torch.bool}
+
+
+def _parse(data: bytearray) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Tensors (views of ``data``, no copy) and metadata of a safetensors file's bytes.
+
+    Reading a large entry (a video's prepared frames) this way saves the copy that
+    ``safetensors.torch.load`` makes; the layout is the documented one: a little-endian
+    u64 header length, a JSON header of dtype, shape and data offsets, the data.
+    """
+    header_len = int.from_bytes(data[:8], "little")
+    if not 2 <= header_len <= len(data) - 8:
+        raise ValueError(f"header length {header_len} outside the {len(data)}-byte file")
+    header = json.loads(data[8:8 + header_len])
+    base, tensors = 8 + header_len, {}
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        dtype, shape = _DTYPES[info["dtype"]], [int(n) for n in info["shape"]]
+        start, end = (base + int(o) for o in info["data_offsets"])
+        size = torch.Size(shape).numel() * dtype.itemsize
+        if not (base <= start <= end <= len(data) and end - start == size):
+            raise ValueError(f"tensor {name!r}: offsets outside the file or of the wrong size")
+        raw = torch.frombuffer(data, dtype=torch.uint8, count=size, offset=start) if size \
+            else torch.empty(0, dtype=torch.uint8)
+        if start % dtype.itemsize:  # unaligned for its dtype: copied once
+            raw = raw.clone()
+        tensors[name] = raw.view(dtype).reshape(shape)
+    return tensors, header.get("__metadata__") or {}
+
+
+def decode_entry(data: bytes | bytearray) -> tuple[str, Any]:
+    """``(kind, value)`` of an entry's bytes (a ``bytearray`` is read without a copy).
 
     Raises:
         ValueError: the entry is damaged (unreadable header, checksum mismatch).
     """
-    from safetensors.torch import load
-
     try:
-        tensors = load(data)
-        # safetensors.torch.load drops the metadata: read it from the header (u64 length)
-        header_len = int.from_bytes(data[:8], "little")
-        meta = json.loads(data[8:8 + header_len]).get("__metadata__") or {}
-    except Exception as exc:  # safetensors raises its own SafetensorError
-        raise ValueError(f"unreadable entry ({exc})") from None
+        tensors, meta = _parse(data if isinstance(data, bytearray) else bytearray(data))
+    except Exception as exc:  # any malformed header: the entry is damaged
+        raise ValueError(f"unreadable entry ({type(exc).__name__}: {exc})") from None
     tree = meta.get("tree")
     if not isinstance(tree, str) or meta.get("checksum") != _checksum(tree, tensors):
         raise ValueError("checksum mismatch")
@@ -248,7 +283,9 @@ def entry_path(root: Path, modality_key: str, space: str, key: str) -> Path:
 def _read(path: Path) -> tuple[str, Any] | None:
     """The entry at ``path``, or ``None`` when absent; a damaged one is deleted."""
     try:
-        data = path.read_bytes()
+        with open(path, "rb") as handle:
+            data = bytearray(os.fstat(handle.fileno()).st_size)
+            handle.readinto(data)  # a writable buffer the tensors can view
     except FileNotFoundError:
         return None
     try:

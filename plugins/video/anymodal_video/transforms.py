@@ -161,7 +161,10 @@ def normalize(frames: torch.Tensor, config: VideoConfig) -> torch.Tensor:
     Shapes:
         frames: ``[..., 3, H, W]``; output: same, float32.
     """
-    frames = frames.float() / 255.0 if frames.dtype == torch.uint8 else frames.float()
-    mean = torch.tensor(config.mean, dtype=torch.float32)[:, None, None]
-    std = torch.tensor(config.std, dtype=torch.float32)[:, None, None]
-    return (frames - mean) / std
+    # one float copy, then in place: the same arithmetic as (x / 255 - mean) / std, bit for
+    # bit, without two more [T, 3, H, W] temporaries (normalising was ~20% of a clip's time)
+    out = frames.to(torch.float32, copy=True, memory_format=torch.contiguous_format)
+    if frames.dtype == torch.uint8:
+        out.div_(255.0)
+    out.sub_(torch.tensor(config.mean, dtype=torch.float32)[:, None, None])
+    return out.div_(torch.tensor(config.std, dtype=torch.float32)[:, None, None])
