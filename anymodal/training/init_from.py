@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.distributed as dist
 from omegaconf import DictConfig
 
 from anymodal.authoring import bind_encoder_params
@@ -220,9 +221,10 @@ def bind_loaded(model: MultiModalModel, source: MultiModalModel, path: Path,
         model.frozen.add(key)  # the encoder stays in eval mode (dropout, batch norm)
         model.bound.add(key)  # and so does the head (a centred head's running mean)
     _bind_logit_scale(model, source, logit_scale)
-    logger.info("train.init_from %s (fingerprint %s): %s loaded and frozen; training %s",
-                path, source.fingerprint(), ", ".join(source.modalities),
-                ", ".join(k for k in model.modalities if k not in source.modalities))
+    if not dist.is_initialized() or dist.get_rank() == 0:  # once per run, not per process
+        logger.info("train.init_from %s (fingerprint %s): %s loaded and frozen; training %s",
+                    path, source.fingerprint(), ", ".join(source.modalities),
+                    ", ".join(k for k in model.modalities if k not in source.modalities))
 
 
 def _check_centring(model: MultiModalModel, source: MultiModalModel, key: str) -> None:
