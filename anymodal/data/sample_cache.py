@@ -140,7 +140,7 @@ def _checksum(tree: str, tensors: Mapping[str, torch.Tensor]) -> str:
         t = tensors[name]
         crc = zlib.crc32(f"{name}:{t.dtype}:{list(t.shape)};".encode(), crc)
         if t.numel():  # a uint8 view of the buffer, not a copy (bfloat16 has no numpy type)
-            crc = zlib.crc32(memoryview(t.reshape(-1).view(torch.uint8).numpy()), crc)
+            crc = zlib.crc32(t.reshape(-1).view(torch.uint8).numpy().data, crc)
     return f"crc32:{crc:08x}"
 
 
