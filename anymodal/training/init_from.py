@@ -114,11 +114,19 @@ def _resolved(section: Any, key: str) -> dict[str, Any]:
     lora = plain(section.lora)
     return {
         "modality": kind, "encoder": name,
-        "options": dataclasses.asdict(spec.config) if spec.config is not None else {},
-        "params": dataclasses.asdict(params) if params is not None else {},
-        "lora": dataclasses.asdict(build_params(LoraOptions, lora, "lora")) if lora else {},
+        "options": _fields(spec.config), "params": _fields(params),
+        "lora": _fields(build_params(LoraOptions, lora, "lora")) if lora else {},
         "trainable": [str(t) for t in section.trainable or []],
     }
+
+
+def _fields(config: Any) -> dict[str, Any]:
+    """A config instance's fields as a dict (a dataclass, as build_params makes, or not)."""
+    if config is None:
+        return {}
+    if dataclasses.is_dataclass(config) and not isinstance(config, type):
+        return dataclasses.asdict(config)
+    return dict(vars(config))
 
 
 def _differences(recipe: dict[str, Any], saved: dict[str, Any], prefix: str
