@@ -23,6 +23,7 @@ import argparse
 import gc
 import json
 import math
+import os
 import platform
 import statistics
 import subprocess
@@ -57,6 +58,21 @@ def machine() -> str:
         model = platform.processor()
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
     return f"{torch.get_num_threads()}-core CPU ({model}), {gpu}"
+
+
+def same_threads() -> int:
+    """Give FAISS (OpenMP) as many threads as torch: ANN and exact search use the same
+    cores, so that their QPS ratio compares methods, not thread counts."""
+    import faiss
+
+    threads = torch.get_num_threads()
+    faiss.omp_set_num_threads(threads)
+    return threads
+
+
+def load_average() -> float:
+    """The 1-minute load average (runnable jobs on the machine's cores)."""
+    return round(os.getloadavg()[0], 1)
 
 
 def rss_mb() -> float:
@@ -153,10 +169,20 @@ def bench_backend(corpus: torch.Tensor, tune_q: torch.Tensor, test_q: torch.Tens
                                                 "points": [vars(p) for p in tuned.points]},
            "options": {k_: v for k_, v in index.faiss_options.to_dict().items()
                        if k_ not in ("tuned", "kind")},
-           "nlist": int(getattr(index._faiss.index, "nlist", 0))}
+           "nlist": int(getattr(index._faiss.index, "nlist", 0)),
+           "quantizer": quantizer_name(index)}
     fixed = {"refine": tuned.settings["refine"]} if "refine" in tuned.settings else {}
     row["curve"] = curve(index, test_q, truth, k, fixed, exact_qps)
     return row
+
+
+def quantizer_name(index: Index) -> str | None:
+    """``hnsw`` or ``flat``: how an IVF index finds a query's cells (None: not IVF)."""
+    searcher = index._faiss
+    if searcher is None or not hasattr(searcher.index, "quantizer"):
+        return None
+    quantizer = searcher.faiss.downcast_index(searcher.index.quantizer)
+    return "hnsw" if isinstance(quantizer, searcher.faiss.IndexHNSW) else "flat"
 
 
 def hnsw_predicted(rates: list[float], n: int) -> float:
@@ -192,6 +218,7 @@ class Emitter:
         self.path = path
 
     def __call__(self, row: dict[str, Any]) -> None:
+        row = {**row, "load": load_average()}
         with self.path.open("a") as f:
             f.write(json.dumps(row) + "\n")
         short = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()
@@ -257,7 +284,9 @@ def main() -> None:
     raw = out / "retrieval.jsonl"
     if not args.report_only:
         torch.manual_seed(0)
-        header = json.dumps({"machine": machine(), "command": command,
+        threads = same_threads()
+        header = json.dumps({"machine": machine(), "command": command, "threads": threads,
+                             "load": load_average(),
                              "torch": torch.__version__, "faiss": __import__("faiss").__version__,
                              "started": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())})
         if args.append and raw.exists():

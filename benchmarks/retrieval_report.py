@@ -16,7 +16,8 @@ def read_rows(raw: Path) -> tuple[dict[str, Any], list[dict[str, Any]], dict[str
     lines = [json.loads(line) for line in raw.read_text().splitlines() if line.strip()]
     headers = [r for r in lines if "machine" in r]
     header = {**headers[0], "command": "; ".join(f"`{h['command']}`" for h in headers),
-              "started": ", ".join(h["started"] for h in headers)}
+              "started": ", ".join(h["started"] for h in headers),
+              "loads": ", ".join(str(h["load"]) for h in headers if "load" in h)}
     rows = [r for r in lines if "backend" in r]
     tuples = next((r for r in lines if r.get("tuples")), None)
     elapsed = sum(r["elapsed_s"] for r in lines if "elapsed_s" in r) or None
@@ -32,25 +33,26 @@ def _params(row: dict[str, Any]) -> str:
         return f"M={o.get('hnsw_m')}, efC={o.get('ef_construction')}"
     extra = f", PQ {o.get('pq_m') or 'D/8'}x{o.get('pq_bits', 8)} bits" \
         if row["backend"] == "ivfpq" else ""
-    return f"nlist={row.get('nlist', '?'):,}{extra}"
+    quantizer = f", {row['quantizer']} quantizer" if row.get("quantizer") else ""
+    return f"nlist={row.get('nlist', '?'):,}{quantizer}{extra}"
 
 
 def search_table(rows: list[dict[str, Any]]) -> list[str]:
     lines = ["| corpus | N | backend | built with | tuned setting | build (s) | memory (MB) | "
-             "FAISS (MB) | recall@10 | batch QPS | x exact (row) | x exact (tune) | 1-query QPS |",
-             "|---|---:|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "FAISS (MB) | recall@10 | batch QPS | x exact (row) | x exact (tune) | 1-query QPS | "
+             "load |", "|---|---:|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     exact = {(r["corpus"], r["n"]): r["qps"] for r in rows if r["backend"] == "exact"}
     for r in rows:
         head = f"| {r['corpus']} | {r['n']:,} | {r['backend']} | {_params(r)} |"
         if "skipped" in r:
-            lines.append(f"{head} skipped: {r['skipped']} | | | | | | | | |")
+            lines.append(f"{head} skipped: {r['skipped']} | | | | | | | | | |")
             continue
         setting = ", ".join(f"{k}={v}" for k, v in r["settings"].items()) or "-"
         ratio = r["qps"] / exact[(r["corpus"], r["n"])]
         tuned = f"{tune_ratio(r):.1f}" if "tune" in r else "-"
         lines.append(f"{head} {setting} | {r['build_s']:.1f} | {r['memory_mb']:,.0f} | "
                      f"{r['faiss_mb']:,.0f} | {r['recall']:.3f} | {r['qps']:,.0f} | "
-                     f"{ratio:.1f} | {tuned} | {r['single_qps']:,.0f} |")
+                     f"{ratio:.1f} | {tuned} | {r['single_qps']:,.0f} | {r.get('load', '-')} |")
     return lines
 
 
@@ -175,7 +177,10 @@ def write_report(raw: Path, page: Path, picture: Path) -> str:
     lines = [
         "# Retrieval benchmark", "",
         f"Machine: {header['machine']}, shared with other jobs (see the notes). torch "
-        f"{header['torch']}, faiss {header['faiss']}. Started {header['started']}.",
+        f"{header['torch']}, faiss {header['faiss']}, {header.get('threads', '?')} threads "
+        f"for torch and FAISS alike. Started {header['started']}; 1-minute load average "
+        f"then: {header['loads'] or 'not recorded'} (the **load** column: when each row "
+        "was written; 2 means both cores busy).",
         f"Commands, run one after the other: {header['command']}{took}; raw rows in "
         "`retrieval.jsonl`.", "",
         "Corpora (`benchmarks/retrieval_corpora.py`), D = 256, unit rows, inner product: "
@@ -222,7 +227,10 @@ def _finish(lines: list[str], page: Path, notes: list[str]) -> str:
         "so it too depends on the load at that moment.",
         "- HNSW is built with M = 16, efConstruction = 40 (a bounded build on 2 cores); a "
         "size whose predicted build exceeds the budget is skipped and said so.",
-        "- nlist follows the FAISS guide: 4 sqrt(N), at most N / 39.",
+        "- nlist follows the FAISS guide: 16 sqrt(N) (the top of its 4-16 sqrt(N) range), "
+        "at most N / 39; from 1,024 cells on, the cells of a query are found by an HNSW "
+        "graph over the centroids (`IVF..._HNSW32`), which also assigns the rows at build "
+        "time and the k-means sample at each iteration.",
         "- The previous version of this page measured IVF recall@10 = 1.000 at 1M with "
         "nprobe = 16 on 4,096 tight clusters queried from the same clusters; on the digits "
         "corpus the same nprobe gives about 0.66 (curve above): that corpus was far easier "

@@ -7,11 +7,17 @@ module turns a query into one vector where the objective allows it, and re-ranks
 candidates with the objective's own score (see :mod:`anymodal.retrieval.search`).
 
 Sizes follow the FAISS guide ("Guidelines to choose an index"): an IVF index of ``N`` rows
-gets ``nlist ≈ 4·sqrt(N)`` cells (the guide's range is 4·sqrt(N) to 16·sqrt(N)) and its
-k-means is trained on a sample of ``40·nlist`` rows (the guide asks for 30 to 256 per
-cell; FAISS warns under 39). IVF-PQ stores 8-bit product-quantisation codes of
-``dim / 8`` bytes instead of the vectors and re-ranks its ``refine · k`` candidates with
-the exact float32 rows that the :class:`~anymodal.retrieval.index.Index` keeps anyway.
+gets ``nlist ≈ 16·sqrt(N)`` cells (the top of the guide's 4·sqrt(N) to 16·sqrt(N) range:
+small cells make each probe cheap, measured at 1M rows in ``benchmarks/results/retrieval.md``)
+and its k-means is trained on a sample of ``40·nlist`` rows (the guide asks for 30 to 256
+per cell; FAISS warns under 39). From ``HNSW_QUANTIZER_FROM`` cells on, the coarse
+quantizer that picks the cells is an HNSW graph over the centroids (the guide's
+``IVF..._HNSW32``): with a flat quantizer, comparing a query with 16,000 centroids would
+cost more than scanning the probed cells, and assigning a million rows at build time
+would cost as much as thousands of exact queries. IVF-PQ stores 8-bit
+product-quantisation codes of ``dim / 8`` bytes instead of the vectors and re-ranks its
+``refine · k`` candidates with the exact float32 rows that the
+:class:`~anymodal.retrieval.index.Index` keeps anyway.
 """
 
 from __future__ import annotations
@@ -29,12 +35,20 @@ from anymodal.errors import ConfigError
 from anymodal.kernels.running_topk import RunningTopK
 
 __all__ = ["BACKENDS", "FaissOptions", "FaissSearcher", "chunked_topk", "default_nlist",
-           "default_train_size", "import_faiss", "rerank_exact"]
+           "default_train_size", "import_faiss", "rerank_exact", "uses_hnsw_quantizer"]
 
 BACKENDS = ("exact", "flat", "ivf", "hnsw", "ivfpq")
 # Search-time settings of each FAISS kind: what Index.tune sweeps and stores.
 SEARCH_PARAMETERS = {"flat": (), "ivf": ("nprobe",), "hnsw": ("ef_search",),
                      "ivfpq": ("nprobe", "refine")}
+QUANTIZERS = ("flat", "hnsw")
+# Cells from which the coarse quantizer is an HNSW graph (quantizer=None); below, a flat
+# scan of the centroids is cheap and exact.
+HNSW_QUANTIZER_FROM = 1024
+QUANTIZER_HNSW_M = 32  # links per centroid in the quantizer graph (the guide's HNSW32)
+# Each probe's centroid search keeps at least this many candidates (efSearch), so that the
+# quantizer finds the nprobe nearest centroids even when nprobe is small.
+QUANTIZER_EF = 64
 
 
 @torch.no_grad()
@@ -111,13 +125,20 @@ def import_faiss() -> Any:
 
 
 def default_nlist(n: int) -> int:
-    """IVF cells for ``n`` rows: ``4·sqrt(n)``, the FAISS guide's lower end.
+    """IVF cells for ``n`` rows: ``16·sqrt(n)``, the top of the FAISS guide's range.
 
     At most ``n / 39``, so that every cell has the 39 training rows FAISS asks for.
     """
     if n < 78:
         return 1
-    return max(1, min(round(4 * math.sqrt(n)), n // 39))
+    return max(1, min(round(16 * math.sqrt(n)), n // 39))
+
+
+def uses_hnsw_quantizer(options: FaissOptions, nlist: int) -> bool:
+    """Whether an IVF index of ``nlist`` cells picks its cells through an HNSW graph."""
+    if options.quantizer is not None:
+        return options.quantizer == "hnsw"
+    return nlist >= HNSW_QUANTIZER_FROM
 
 
 def default_train_size(nlist: int, n: int, pq_bits: int | None = None) -> int:
@@ -157,6 +178,9 @@ class FaissOptions:
         pq_m: IVF-PQ sub-quantisers (bytes per code); default about dim / 8.
         pq_bits: bits per sub-quantiser code (8: 256 centroids each).
         refine: IVF-PQ candidates per wanted hit that the exact rows re-rank.
+        quantizer: how IVF picks the cells of a query: ``flat`` (compares it with every
+            centroid) or ``hnsw`` (a graph over the centroids); None: ``hnsw`` from
+            ``HNSW_QUANTIZER_FROM`` cells on.
         tuned: what :meth:`Index.tune` chose and measured (None: not tuned).
     """
 
@@ -170,6 +194,7 @@ class FaissOptions:
     pq_m: int | None = None
     pq_bits: int = 8
     refine: int = 8
+    quantizer: str | None = None
     tuned: dict[str, Any] | None = field(default=None)
 
     def __post_init__(self) -> None:
@@ -178,6 +203,9 @@ class FaissOptions:
         for name in ("nprobe", "hnsw_m", "ef_construction", "ef_search", "pq_bits", "refine"):
             if int(getattr(self, name)) < 1:
                 raise ConfigError(f"FAISS option {name} must be >= 1, got {getattr(self, name)}")
+        if self.quantizer is not None and self.quantizer not in QUANTIZERS:
+            raise ConfigError(f"FAISS option quantizer={self.quantizer!r}; valid: "
+                              f"{list(QUANTIZERS)} or None (chosen by the number of cells)")
 
     def to_dict(self) -> dict[str, Any]:
         """The options as a JSON-ready dict (stored in the index header)."""
@@ -210,7 +238,13 @@ class FaissSearcher:
             index.hnsw.efConstruction = o.ef_construction
             return index
         nlist = max(1, min(o.nlist or default_nlist(n), n))
-        quantizer = faiss.IndexFlatIP(self.dim)
+        if uses_hnsw_quantizer(o, nlist):
+            # FAISS's k-means (10 iterations for IVF) assigns its sample through this
+            # quantizer at every iteration: a graph search instead of a flat scan there too.
+            quantizer = faiss.IndexHNSWFlat(self.dim, QUANTIZER_HNSW_M,
+                                            faiss.METRIC_INNER_PRODUCT)
+        else:
+            quantizer = faiss.IndexFlatIP(self.dim)
         if o.kind == "ivfpq":
             m = o.pq_m or _pq_m(self.dim)
             if self.dim % m:
@@ -232,6 +266,9 @@ class FaissSearcher:
     def _configure(self) -> None:
         if self.options.kind in ("ivf", "ivfpq"):
             self.index.nprobe = self.options.nprobe
+            quantizer = self.faiss.downcast_index(self.index.quantizer)
+            if isinstance(quantizer, self.faiss.IndexHNSW):
+                quantizer.hnsw.efSearch = max(QUANTIZER_EF, self.options.nprobe)
         elif self.options.kind == "hnsw":
             self.index.hnsw.efSearch = self.options.ef_search
 

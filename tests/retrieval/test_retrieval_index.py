@@ -247,9 +247,11 @@ def test_unknown_backend_is_a_config_error() -> None:
 def test_ivf_sizes_follow_the_faiss_guide() -> None:
     from anymodal.retrieval.backends import default_nlist, default_train_size
 
-    # 4 sqrt(N) cells (the guide's 4..16 sqrt(N)), at most N/39 (39 training rows a cell).
-    assert default_nlist(1_000_000) == 4000
-    assert default_nlist(100_000) == 1265
+    # 16 sqrt(N) cells (the top of the guide's 4..16 sqrt(N)), at most N/39 (39 training
+    # rows a cell).
+    assert default_nlist(1_000_000) == 16_000
+    assert default_nlist(10_000_000) == 50_596
+    assert default_nlist(100_000) == 2564 == 100_000 // 39
     assert default_nlist(10_000) == 256 == 10_000 // 39
     assert default_nlist(50) == 1
     # k-means on 40 rows a cell (the guide: 30..256), PQ on 39 a code; never above N.
@@ -282,8 +284,40 @@ def test_ivfpq_reranks_its_candidates_with_the_exact_rows(tmp_path: Path) -> Non
     assert torch.equal(loaded.faiss_topk(q, 10)[1], want)
 
 
+def test_ivf_with_an_hnsw_quantizer_finds_the_exact_answer_when_probing_every_cell(
+        tmp_path: Path) -> None:
+    from anymodal.retrieval.backends import HNSW_QUANTIZER_FROM, FaissOptions, uses_hnsw_quantizer
+
+    # Large IVF indexes pick their cells through an HNSW graph over the centroids.
+    ivf = FaissOptions(kind="ivf")
+    assert uses_hnsw_quantizer(ivf, HNSW_QUANTIZER_FROM)
+    assert not uses_hnsw_quantizer(ivf, HNSW_QUANTIZER_FROM - 1)
+    assert not uses_hnsw_quantizer(FaissOptions(kind="ivf", quantizer="flat"), 16_000)
+    index = random_index(3000, 16, seed=3, backend="ivf", nlist=60, quantizer="hnsw")
+    q = torch.nn.functional.normalize(torch.randn(25, 16, generator=torch.Generator()
+                                                  .manual_seed(8)), dim=-1)
+    index.faiss_options.nprobe = 60
+    _, rows = index.faiss_topk(q, 10)
+    assert index._faiss is not None
+    faiss = index._faiss.faiss
+    quantizer = faiss.downcast_index(index._faiss.index.quantizer)
+    assert isinstance(quantizer, faiss.IndexHNSWFlat) and quantizer.ntotal == 60
+    _, want = (q @ index.embeddings.T).topk(10, dim=1)
+    assert torch.equal(rows, want)
+    # Fewer probes: an approximate answer, the same after a save and load.
+    index.faiss_options.nprobe = 4
+    _, few = index.faiss_topk(q, 10)
+    assert not torch.equal(few, want)
+    index.save(tmp_path / "hnswq.index")
+    loaded = Index.load(tmp_path / "hnswq.index")
+    assert loaded.faiss_options.quantizer == "hnsw"
+    assert torch.equal(loaded.faiss_topk(q, 10)[1], few)
+
+
 def test_bad_faiss_options_are_config_errors() -> None:
     with pytest.raises(anymodal.ConfigError, match="nprobe must be >= 1"):
         random_index(50, backend="ivf", nprobe=0)
+    with pytest.raises(anymodal.ConfigError, match="quantizer='ivf'; valid"):
+        random_index(50, backend="ivf", quantizer="ivf")
     with pytest.raises(anymodal.ConfigError, match="pq_m=5 must divide the dimension 16"):
         random_index(500, backend="ivfpq", pq_m=5).build_faiss()

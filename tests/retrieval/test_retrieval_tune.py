@@ -55,6 +55,20 @@ def test_tune_reaches_the_target_with_the_cheapest_nprobe(tmp_path: Path) -> Non
     assert loaded.faiss_options.tuned == index.faiss_options.tuned
 
 
+def test_the_sweep_steps_by_half_powers_of_two_up_to_every_cell() -> None:
+    index = Index(clustered(6000, 0), modality="x", backend="ivf")
+    index.build_faiss()
+    nlist = 6000 // 39  # default_nlist: 16 sqrt(N), at most N / 39
+    # FAISS's powers of two, 1.5 times each between them, and every cell at the end.
+    assert tune_module.sweep_values(index, 10)["nprobe"] == [
+        1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 153]
+    assert index._faiss is not None and index._faiss.index.nlist == nlist == 153
+    hnsw = Index(clustered(300, 0), modality="x", backend="hnsw")
+    hnsw.build_faiss()
+    efs = tune_module.sweep_values(hnsw, 10)["ef_search"]
+    assert efs[:4] == [12, 16, 24, 32] and efs[-2:] == [4096, 6144]
+
+
 @pytest.mark.parametrize("backend", ["hnsw", "ivfpq"])
 def test_tune_other_backends(backend: str) -> None:
     index = Index(clustered(3000, 0), modality="x", backend=backend)
