@@ -25,7 +25,7 @@ import anymodal.training.loop as loop_module
 from anymodal.config import load_config
 from anymodal.data.synthetic import SyntheticDataset
 from anymodal.errors import ArtifactError, ConfigError
-from anymodal.model import MultiModalModel, load_model
+from anymodal.model import MultiModalModel, load_model, save_model
 from anymodal.retrieval.evaluation import EmbeddedRows, evaluate_retrieval
 from anymodal.training import train
 from anymodal.training.checkpoint import latest_checkpoint
@@ -102,9 +102,9 @@ def test_the_old_modalities_stay_bit_identical_and_the_new_one_binds(
         assert fresh[task]["R@1"] < 3 * chance  # what training added, not the data alone
 
 
-def test_only_the_new_modality_reaches_the_optimiser(
-        base_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-        capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.fixture
+def optimisers(monkeypatch: pytest.MonkeyPatch) -> list[torch.optim.Optimizer]:
+    """The optimisers the training loop builds (the real ones, recorded)."""
     built: list[torch.optim.Optimizer] = []
     real = loop_module.build_optimizer
 
@@ -113,6 +113,16 @@ def test_only_the_new_modality_reaches_the_optimiser(
         return built[-1]
 
     monkeypatch.setattr(loop_module, "build_optimizer", recording)
+    return built
+
+
+def _optimised(optimiser: torch.optim.Optimizer) -> list[torch.nn.Parameter]:
+    return [p for group in optimiser.param_groups for p in group["params"]]
+
+
+def test_only_the_new_modality_reaches_the_optimiser(
+        base_model: Path, tmp_path: Path, optimisers: list[torch.optim.Optimizer],
+        capsys: pytest.CaptureFixture[str]) -> None:
     # The recipe restates a and b exactly as saved (vector_overrides), encoder named.
     overrides = [*vector_overrides(tmp_path), "modalities.a.encoder=vector_mlp",
                  *_new_run(base_model, tmp_path / "new", "train.max_steps=3")]
@@ -120,7 +130,7 @@ def test_only_the_new_modality_reaches_the_optimiser(
     model = load_model(tmp_path / "new" / "model")
     new_params = [*model.encoders["c"].parameters(), *model.heads["c"].parameters(),
                   model.missing["c"]]
-    in_optimiser = [p for group in built[0].param_groups for p in group["params"]]
+    in_optimiser = _optimised(optimisers[0])
     assert len(in_optimiser) == len(new_params)
     assert sum(p.numel() for p in in_optimiser) == sum(p.numel() for p in new_params)
     table = capsys.readouterr().out
@@ -133,24 +143,50 @@ def test_only_the_new_modality_reaches_the_optimiser(
 
 
 def test_the_logit_scale_trains_when_asked(base_model: Path, tmp_path: Path,
-                                           monkeypatch: pytest.MonkeyPatch) -> None:
-    counted: list[int] = []
-    real = loop_module.build_optimizer
-
-    def counting(model: MultiModalModel, config: Any) -> torch.optim.AdamW:
-        optimiser = real(model, config)
-        counted.append(sum(len(g["params"]) for g in optimiser.param_groups))
-        return optimiser
-
-    monkeypatch.setattr(loop_module, "build_optimizer", counting)
+                                           optimisers: list[torch.optim.Optimizer]) -> None:
     train(load_config(None, _new_run(base_model, tmp_path / "new", "train.max_steps=3",
                                      "train.init_from_logit_scale=train")))
     saved = load_file(str(base_model / "model.safetensors"))["log_logit_scale"]
     trained = load_file(str(tmp_path / "new" / "model" / "model.safetensors"))
     new_tensors = 1 + 1 + len(list(load_model(tmp_path / "new" / "model")
                                    .encoders["c"].parameters()))  # + head + missing
-    assert counted == [new_tensors + 1]  # the logit scale too
+    assert [len(_optimised(o)) for o in optimisers] == [new_tensors + 1]  # the scale too
     assert not torch.equal(trained["log_logit_scale"], saved)
+
+
+def _lora_model(folder: Path) -> Path:
+    """A saved a, b model whose encoder a carries LoRA adapters (non-zero, so they count)."""
+    config = load_config(None, [*vector_overrides(folder), "modalities.a.lora.r=2",
+                                "modalities.a.lora.alpha=4",
+                                "modalities.a.lora.target_modules=[net.0,net.3]"])
+    torch.manual_seed(0)
+    model = MultiModalModel(config)
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if "lora_B" in name:
+                param.normal_()
+    return save_model(model, folder / "lora_model")
+
+
+def test_a_saved_lora_modality_is_loaded_with_its_adapters_and_frozen(
+        tmp_path: Path, optimisers: list[torch.optim.Optimizer]) -> None:
+    saved = _lora_model(tmp_path)
+    train(load_config(None, _new_run(saved, tmp_path / "new", "train.max_steps=3",
+                                     "data.val=null")))
+    before = load_file(str(saved / "model.safetensors"))
+    after = load_file(str(tmp_path / "new" / "model" / "model.safetensors"))
+    assert any("lora_" in name for name in before)
+    for name, tensor in before.items():
+        if not name.startswith("objective."):
+            assert torch.equal(tensor, after[name]), name
+    model = load_model(tmp_path / "new" / "model")
+    new_params = [*model.encoders["c"].parameters(), *model.heads["c"].parameters()]
+    assert len(_optimised(optimisers[0])) == len(new_params) + 1  # + c's missing embedding
+    with pytest.raises(ConfigError, match=r"modalities\.a\.lora\.r: the recipe says 4"):
+        train(load_config(None, [*vector_overrides(tmp_path), "modalities.a.lora.r=4",
+                                 "modalities.a.lora.alpha=4",
+                                 "modalities.a.lora.target_modules=[net.0,net.3]",
+                                 *_new_run(saved, tmp_path / "other")]))
 
 
 @pytest.mark.parametrize(("mode", "start", "learned"), [
