@@ -64,3 +64,21 @@ def test_a_processor_or_a_long_file_is_not_prepared(tmp_path: Path,
     lazy = audio_io.load_audio(str(path), config)
     # a file too long to featurise whole stays a lazy reader (the cache does not keep it)
     assert isinstance(lazy, SeekableAudio) and prepare_audio(lazy, config) is lazy
+
+
+@pytest.mark.parametrize(("rate", "target"), [(44100, 16000), (22050, 16000), (8000, 16000)])
+def test_the_kept_resampler_equals_torchaudio_resample(rate: int, target: int) -> None:
+    import torchaudio.functional as AF
+
+    wave = _wave(1.5, rate)
+    config = AudioConfig(sample_rate=target)
+    loaded = audio_io.load_audio((wave[None], rate), config)
+    assert torch.equal(loaded, AF.resample(wave, rate, target))
+
+
+def test_finite_samples_whose_sum_overflows_still_load() -> None:
+    # the one-pass check (a finite sum) falls back to the exact one when the sum overflows
+    loud = torch.full((1, 1000), 3e38)
+    assert torch.isfinite(audio_io.load_audio((loud, 16000), AudioConfig())).all()
+    with pytest.raises(anymodal.DataError, match="1 NaN or infinite"):
+        audio_io.load_audio((torch.tensor([[0.0, float("nan"), 1.0]]), 16000), AudioConfig())
