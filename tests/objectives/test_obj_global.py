@@ -149,6 +149,34 @@ def test_the_state_makes_a_difference() -> None:
                        torch.tensor([2.0]))
 
 
+def test_u_estimates_the_global_denominator_better_than_a_batch() -> None:
+    """Fixed embeddings, batches of 16 of 256 rows, 10 epochs: ``u_i`` is nearer the
+    denominator over the whole data set than one batch's estimate (measured 0.14 against
+    0.38 mean relative error at gamma 0.2)."""
+    g = torch.Generator().manual_seed(0)
+    n, s, batch = 256, 5.0, 16
+    x = torch.nn.functional.normalize(torch.randn(n, 8, generator=g, dtype=torch.float64), dim=-1)
+    y = torch.nn.functional.normalize(x + 0.7 * torch.randn(n, 8, generator=g,
+                                                            dtype=torch.float64), dim=-1)
+    z = s * (x @ y.T - (x * y).sum(1, keepdim=True))
+    others = ~torch.eye(n, dtype=torch.bool)
+    whole = (z.exp() * others).sum(1) / (n - 1)  # the global denominator of each row
+    objective = anymodal.create_objective("global_contrastive", gamma=0.2).double()
+    objective.bind_rows(n, ["x", "y"])
+    batch_errors = []
+    for _ in range(10):
+        order = torch.randperm(n, generator=g)
+        for start in range(0, n, batch):
+            rows = order[start:start + batch]
+            objective({"x": x[rows], "y": y[rows]}, s, rows=rows)
+            local = z[rows][:, rows].exp() * ~torch.eye(len(rows), dtype=torch.bool)
+            estimate = local.sum(1) / (len(rows) - 1)
+            batch_errors.append((estimate - whole[rows]).abs() / whole[rows])
+    u = objective.state.log_u[:, objective.state.directions.index("x->y")].exp()
+    u_error = float(((u - whole).abs() / whole).mean())
+    assert u_error < 0.5 * float(torch.cat(batch_errors).mean())
+
+
 def test_evaluation_mode_reads_and_writes_no_state() -> None:
     names = ["m0", "m1", "m2"]
     objective = _objective(names)
