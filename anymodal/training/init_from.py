@@ -33,15 +33,16 @@ import torch.distributed as dist
 from omegaconf import DictConfig
 
 from anymodal.authoring import bind_encoder_params
-from anymodal.config import plain, validate_config
+from anymodal.config import load_config, plain, validate_config
 from anymodal.errors import AnymodalError, ConfigError
 from anymodal.model import MultiModalModel, load_model
-from anymodal.model.io import MANIFEST_FILE
+from anymodal.model.io import CONFIG_FILE, MANIFEST_FILE
 from anymodal.model.lora import LoraOptions
 from anymodal.plugin_host.manager import get_encoder_spec, get_modality
 from anymodal.utils.params import build_params
 
-__all__ = ["LOGIT_SCALE_CHOICES", "MODEL_KEYS", "initial_model", "load_source"]
+__all__ = ["LOGIT_SCALE_CHOICES", "MODEL_KEYS", "check_init_from", "initial_model",
+           "load_source"]
 
 logger = logging.getLogger("anymodal.training")
 
@@ -88,6 +89,38 @@ def load_source(path: str | Path) -> MultiModalModel:
         AnymodalError: the folder's own error (damaged file, missing plugin), prefixed by
             the key.
     """
+    folder = _model_folder(path)
+    try:
+        with torch.random.fork_rng(devices=[]):
+            return load_model(folder)
+    except AnymodalError as exc:
+        raise type(exc)(f"train.init_from: {exc}") from None
+
+
+def check_init_from(config: DictConfig) -> None:
+    """Refuse a bad ``train.init_from`` before the run claims its output folder.
+
+    Reads only the saved ``config.yaml`` (the weights are loaded and verified when the run
+    builds its model), so that a typo costs nothing and leaves no run behind.
+
+    Args:
+        config: the validated recipe.
+
+    Raises:
+        ConfigError: not a model folder, or a recipe that contradicts the saved model.
+    """
+    path = config.train.get("init_from")
+    if not path:
+        return
+    folder = _model_folder(path)
+    try:
+        saved = load_config(folder / CONFIG_FILE)
+    except AnymodalError as exc:
+        raise type(exc)(f"train.init_from: {folder / CONFIG_FILE}: {exc}") from None
+    check_compatible(config, saved, folder)
+
+
+def _model_folder(path: str | Path) -> Path:
     folder = Path(path)
     if not (folder / MANIFEST_FILE).is_file():
         hint = (f"; did you mean its model folder {folder / 'model'}?"
@@ -95,11 +128,7 @@ def load_source(path: str | Path) -> MultiModalModel:
                 "; expected a folder written by save_model, such as a run's model/")
         what = "does not exist" if not folder.exists() else f"has no {MANIFEST_FILE}"
         raise ConfigError(f"train.init_from: {folder} is not a model folder ({what}){hint}")
-    try:
-        with torch.random.fork_rng(devices=[]):
-            return load_model(folder)
-    except AnymodalError as exc:
-        raise type(exc)(f"train.init_from: {exc}") from None
+    return folder
 
 
 def _resolved(section: Any, key: str) -> dict[str, Any]:

@@ -222,6 +222,10 @@ def test_a_recipe_that_contradicts_the_saved_model_is_refused(
         base_model: Path, tmp_path: Path, extra: list[str], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         train(load_config(None, _new_run(base_model, tmp_path / "new", *extra)))
+    # Refused from the saved config.yaml before the run claimed its folder (the built
+    # heads' centring and the loaded scale are known only once the model is built).
+    built = any(key in extra[0] for key in ("center", "logit_scale"))
+    assert (tmp_path / "new").exists() is built
 
 
 def test_a_recipe_that_adds_nothing_is_refused(base_model: Path, tmp_path: Path) -> None:
@@ -239,6 +243,8 @@ def test_a_path_that_is_not_a_model_is_refused(base_model: Path, tmp_path: Path)
     with pytest.raises(ConfigError, match=r"train\.init_from: .*nowhere is not a model folder "
                                           r"\(does not exist\)"):
         train(load_config(None, _new_run(tmp_path / "nowhere", tmp_path / "two")))
+    # nothing written: the corrected command may use the same output folder
+    assert not (tmp_path / "one").exists() and not (tmp_path / "two").exists()
 
 
 def test_a_damaged_model_is_refused_by_its_checksums(base_model: Path, tmp_path: Path) -> None:
