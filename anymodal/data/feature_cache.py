@@ -39,7 +39,7 @@ miss in training: its training item must equal its evaluation item, or the run s
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -190,27 +190,29 @@ class FeatureCollate:
     store: FeatureStore
 
     def __call__(self, items: list[Any]) -> FeatureBatch:
-        """Stack the hits' features, collate the misses with the modality's own collate."""
+        """Stack the hits' features; the misses are collated when they are encoded."""
         hit = torch.tensor([isinstance(i, FeatureHit) for i in items], dtype=torch.bool)
         features = (torch.stack([i.feature for i in items if isinstance(i, FeatureHit)])
                     if bool(hit.any()) else None)
         misses = [i if isinstance(i, FeatureMiss) else FeatureMiss(i, None)
                   for i in items if not isinstance(i, FeatureHit)]
-        missing = self.collate([m.item for m in misses]) if misses else None
-        return FeatureBatch(hit, features, missing, [m.path for m in misses], self.store)
+        return FeatureBatch(hit, features, misses, self.collate, self.store)
 
 
 class FeatureBatch:
-    """One modality's collated rows: stored features of hits, collated misses.
+    """One modality's rows: stored features of the hits, the misses' items.
 
     The model calls :meth:`anymodal_features` with the modality's frozen encoder in place
-    of ``encoder(collated)``.
+    of ``encoder(collated)``. The misses are collated there, not in the loader, so that the
+    batch can be cut into rows (:meth:`index_select`, :meth:`from_data_list`: the protocol
+    of PyTorch Geometric's ``Batch``, by which GradCache's micro-batches and the overflow
+    guard cut a collated value).
 
     Args:
         hit: which rows were found in the cache.
         features: the features of those rows (``None``: no hit).
-        missing: the misses, collated by the modality's ``collate`` (``None``: no miss).
-        paths: where each miss's feature goes (``None``: not stored).
+        misses: the other rows' items and entry paths, in row order.
+        collate: the modality's ``collate``.
         store: the modality's store.
         device: where the features go (:meth:`to` sets it).
 
@@ -218,13 +220,13 @@ class FeatureBatch:
         ``hit``: ``[B]``; ``features``: ``[B_hit, width]``.
     """
 
-    def __init__(self, hit: torch.Tensor, features: torch.Tensor | None, missing: Any,
-                 paths: list[str | None], store: FeatureStore,
-                 device: torch.device | str = "cpu") -> None:
+    def __init__(self, hit: torch.Tensor, features: torch.Tensor | None,
+                 misses: list[FeatureMiss], collate: Callable[[list[Any]], Any],
+                 store: FeatureStore, device: torch.device | str = "cpu") -> None:
         self.hit = hit
         self.features = features
-        self.missing = missing
-        self.paths = paths
+        self.misses = misses
+        self.collate = collate
         self.store = store
         self.device = torch.device(device)
 
@@ -234,13 +236,46 @@ class FeatureBatch:
 
     def to(self, device: torch.device | str, non_blocking: bool = False) -> FeatureBatch:
         """The batch on ``device`` (Accelerate's ``send_to_device`` calls this)."""
-        from accelerate.utils import send_to_device
-
         features = (None if self.features is None
                     else self.features.to(device, non_blocking=non_blocking))
-        missing = (None if self.missing is None
-                   else send_to_device(self.missing, device, non_blocking=non_blocking))
-        return FeatureBatch(self.hit, features, missing, self.paths, self.store, device)
+        return FeatureBatch(self.hit, features, self.misses, self.collate, self.store, device)
+
+    def index_select(self, index: slice | Sequence[int] | torch.Tensor) -> list[FeatureBatch]:
+        """Rows ``index`` of the batch, one single-row batch each.
+
+        Join them with :meth:`from_data_list`; no row gives one empty batch.
+        """
+        rows = (list(range(len(self)))[index] if isinstance(index, slice)
+                else [int(i) for i in index])
+        hits = self.hit.tolist()
+        hit_at = (self.hit.long().cumsum(0) - 1).tolist()
+        miss_at = ((~self.hit).long().cumsum(0) - 1).tolist()
+        parts = []
+        for row in rows:
+            if hits[row]:
+                assert self.features is not None
+                parts.append(self._part(torch.ones(1, dtype=torch.bool),
+                                        self.features[hit_at[row]:hit_at[row] + 1], []))
+            else:
+                parts.append(self._part(torch.zeros(1, dtype=torch.bool), None,
+                                        [self.misses[miss_at[row]]]))
+        return parts or [self._part(torch.zeros(0, dtype=torch.bool), None, [])]
+
+    def _part(self, hit: torch.Tensor, features: torch.Tensor | None,
+              misses: list[FeatureMiss]) -> FeatureBatch:
+        return FeatureBatch(hit, features, misses, self.collate, self.store, self.device)
+
+    @classmethod
+    def from_data_list(cls, parts: Sequence[FeatureBatch]) -> FeatureBatch:
+        """The rows of ``parts``, in order, as one batch."""
+        if not parts:
+            raise ValueError("FeatureBatch.from_data_list needs at least one batch")
+        features = [p.features for p in parts if p.features is not None]
+        first = parts[0]
+        return cls(torch.cat([p.hit for p in parts]),
+                   torch.cat(features) if features else None,
+                   [m for p in parts for m in p.misses], first.collate, first.store,
+                   first.device)
 
     def anymodal_features(self, encoder: Callable[[Any], torch.Tensor]) -> torch.Tensor:
         """Every row's feature: stored ones read, missing ones computed by ``encoder`` and stored.
@@ -251,8 +286,8 @@ class FeatureBatch:
         Shapes:
             output ``[B, width]``.
         """
-        if self.missing is None:
-            assert self.features is not None
+        if not self.misses:
+            assert self.features is not None, "a FeatureBatch without rows has no features"
             return self.features
         computed = self._misses(encoder)
         if self.features is None:  # all misses: the uncached computation
@@ -275,16 +310,19 @@ class FeatureBatch:
         Shapes:
             output ``[B_miss, width]``.
         """
-        stored = [None if path is None else self.store.read(path) for path in self.paths]
+        from accelerate.utils import send_to_device
+
+        stored = [None if m.path is None else self.store.read(m.path) for m in self.misses]
         if all(feature is not None for feature in stored):
             return torch.stack([f for f in stored if f is not None]).to(self.device)
+        collated = send_to_device(self.collate([m.item for m in self.misses]), self.device)
         with torch.no_grad():  # frozen: no parameter takes a gradient through it anyway
-            computed = encoder(self.missing)
-        for row, (path, feature) in enumerate(zip(self.paths, stored)):
+            computed = encoder(collated)
+        for row, (miss, feature) in enumerate(zip(self.misses, stored)):
             if feature is not None:
                 computed[row] = feature.to(device=computed.device, dtype=computed.dtype)
-            elif path is not None:
-                self.store.write(path, computed[row])
+            elif miss.path is not None:
+                self.store.write(miss.path, computed[row])
         return computed
 
 
