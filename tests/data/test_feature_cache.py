@@ -372,3 +372,18 @@ def _gradcache_steps(config: DictConfig, steps: int = 10
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
     return losses, grads, counter.rows
+
+
+def test_the_overflow_guard_takes_rows_of_a_cached_batch(tmp_path: Path) -> None:
+    from anymodal.data.guard import take_rows
+
+    _manifest(tmp_path)
+    config = _config(tmp_path, tmp_path / "features")
+    model = _model(config)
+    whole = _features(config, model)[:BATCH]
+    batch = next(iter(_loader(config, model, train=False)))
+    keep = torch.tensor([True, False, True, True, False, True, True, True])
+    kept = take_rows(batch, keep, list(model.encoders))
+    assert isinstance(kept["a"], FeatureBatch) and len(kept["a"]) == 6
+    assert torch.equal(kept["a"].anymodal_features(model.encoders["a"]), whole[keep])
+    assert torch.equal(kept["b"], batch["b"][keep])
