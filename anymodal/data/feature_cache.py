@@ -8,12 +8,21 @@ that modality's ``load``, ``transform`` and ``collate``:
 - ``load`` looks the item up first. A hit returns the stored feature (:class:`FeatureHit`)
   and nothing is decoded or transformed; a miss loads as before (through the sample cache
   when there is one) and remembers where the feature will go.
-- ``collate`` makes a :class:`FeatureBatch`: the features of the hits, and the misses
-  collated by the modality's own ``collate``.
+- ``collate`` makes a :class:`FeatureBatch`: the features of the hits and the misses'
+  items (collated when encoded, so that GradCache and the overflow guard can cut the
+  batch into rows).
 - The model (:meth:`anymodal.model.MultiModalModel.encode`) asks the batch for its
   features (``anymodal_features(encoder)``): the encoder runs on the misses only, their
   features are written, and hits and misses are put back in row order. A batch of misses
-  only is encoded exactly as without the cache, so the first pass is identical.
+  only is encoded exactly as without the cache, so the first pass is identical; an item's
+  feature, once stored, is the one every later batch reads (also batches loaded ahead).
+
+Exactness: the stored feature is bit for bit the one the encoder gave in the batch that
+first met the item. Training with the cache therefore gives the losses and gradients of
+training without it exactly where the encoder's output for a row does not depend on the
+other rows of its batch (tested); where it does in its last bits (BLAS kernels chosen by
+the batch's size, a padded length), the difference is of that size (measured for MiniLM
+in ``benchmarks/results/feature_cache.md``).
 
 Keys: an entry is found by the item's key (:func:`anymodal.data.sample_cache.item_key`: a
 file's path, size and modification time; inline content by a hash of it) under a
