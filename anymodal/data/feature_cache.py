@@ -48,6 +48,7 @@ miss in training: its training item must equal its evaluation item, or the run s
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -394,6 +395,7 @@ def feature_stores(model: MultiModalModel, cache: Any, device_type: str, precisi
     if not cache.get("dir"):
         raise ConfigError("data.feature_cache needs a 'dir' (the folder the features live in)")
     root = str(Path(cache["dir"]).expanduser().resolve())
+    _writable(root)
     stores = {}
     for key in feature_keys(model, cache):
         params = model.config.modalities[key].params
@@ -402,6 +404,18 @@ def feature_stores(model: MultiModalModel, cache: Any, device_type: str, precisi
         encoder: Any = model.encoders[key]  # an nn.Module with an int ``width``
         stores[key] = FeatureStore(root, key, space, int(encoder.width))
     return stores
+
+
+def _writable(root: str) -> None:
+    """Create the cache folder, or refuse the recipe naming the key."""
+    try:
+        Path(root).mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"data.feature_cache.dir {root!r} cannot be created "
+                          f"({exc.strerror or exc})") from None
+    if not os.access(root, os.W_OK | os.X_OK):
+        raise ConfigError(f"data.feature_cache.dir {root!r} is not writable; the features "
+                          "computed in the first pass are stored there")
 
 
 def _plain(node: Any) -> dict[str, Any]:

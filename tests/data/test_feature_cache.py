@@ -387,3 +387,31 @@ def test_the_overflow_guard_takes_rows_of_a_cached_batch(tmp_path: Path) -> None
     assert isinstance(kept["a"], FeatureBatch) and len(kept["a"]) == 6
     assert torch.equal(kept["a"].anymodal_features(model.encoders["a"]), whole[keep])
     assert torch.equal(kept["b"], batch["b"][keep])
+
+
+def test_build_is_resumable_and_info_counts_hits_and_stale(tmp_path: Path) -> None:
+    from anymodal.data.feature_build import build_feature_cache, survey_feature_cache
+
+    _manifest(tmp_path)
+    cache = tmp_path / "features"
+    config = _config(tmp_path, cache)
+    model = _model(config)
+    first = build_feature_cache(model, config, progress=False)
+    again = build_feature_cache(model, config, progress=False)
+    assert first == {"rows": ROWS, "bad_rows": 0, "hits": 0, "computed": ROWS}
+    assert again == {"rows": ROWS, "bad_rows": 0, "hits": ROWS, "computed": 0}
+    survey = survey_feature_cache(model, config)
+    assert (survey.items, survey.hits, survey.entries) == ({"a": ROWS},) * 3
+    assert survey.stale_entries == {"a": 0} and survey.bytes["a"] > 0
+    other = _model(config, seed=1)  # another checkpoint: the entries above are stale
+    survey = survey_feature_cache(other, config)
+    assert survey.hits == {"a": 0} and survey.stale_entries == {"a": ROWS}
+
+
+def test_an_unwritable_cache_folder_is_refused(tmp_path: Path) -> None:
+    _manifest(tmp_path)
+    (tmp_path / "file").write_text("not a folder")
+    config = _config(tmp_path, tmp_path / "file" / "features")
+    with pytest.raises(ConfigError, match=r"data\.feature_cache\.dir .* cannot be created"):
+        with_feature_cache(_model(config).modalities, _model(config),
+                           config.data.feature_cache)
