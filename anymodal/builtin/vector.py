@@ -86,6 +86,10 @@ def transform_vector(raw: torch.Tensor, train: bool, config: VectorConfig) -> to
     return raw
 
 
+# Random only with training noise: what the feature cache reads (anymodal.data.feature_cache).
+transform_vector.deterministic = lambda config: config.train_noise == 0  # type: ignore[attr-defined]
+
+
 def collate_vectors(items: list[torch.Tensor]) -> torch.Tensor:
     """Stack ``B`` vectors ``[dim]`` into ``[B, dim]``."""
     return torch.stack(items)

@@ -301,23 +301,24 @@ def test_a_modality_that_trains_is_refused(tmp_path: Path) -> None:
 
 def test_a_random_transform_is_refused(tmp_path: Path) -> None:
     _manifest(tmp_path)
-    # undeclared: the first training item differs from its evaluation form
+    # declared (the vector modality: random when train_noise > 0): refused before any row
     config = _config(tmp_path, tmp_path / "f", "modalities.a.options.train_noise=0.1")
     model = _model(config)
-    with pytest.raises(ConfigError, match=r"modality 'a' has a random training transform"):
-        next(iter(_loader(config, model)))
-    # declared: refused before any row is read
-    config = _config(tmp_path, tmp_path / "f")
-    model = _model(config)
+    with pytest.raises(ConfigError, match=r"modality 'a' declares a random training"):
+        with_feature_cache(model.modalities, model, config.data.feature_cache)
+    # undeclared: the first training item differs from its evaluation form
     spec = model.modalities["a"]
 
     def noisy(raw: torch.Tensor, train: bool) -> torch.Tensor:
-        return spec.transform(raw, train)
+        return raw + torch.randn_like(raw) if train else raw
 
-    noisy.deterministic = False  # type: ignore[attr-defined]
     model.modalities["a"] = dataclasses.replace(spec, transform=noisy)
-    with pytest.raises(ConfigError, match=r"modality 'a' declares a random training"):
-        with_feature_cache(model.modalities, model, config.data.feature_cache)
+    with pytest.raises(ConfigError, match=r"modality 'a' has a random training transform"):
+        next(iter(_loader(config, model)))
+    # the same modality without noise declares itself deterministic: no check per item
+    model = _model(_config(tmp_path, tmp_path / "f"))
+    specs = with_feature_cache(model.modalities, model, config.data.feature_cache)
+    assert specs["a"].transform.check is False  # type: ignore[attr-defined]
 
 
 def test_a_batch_is_cut_into_rows_and_joined_again(tmp_path: Path) -> None:
