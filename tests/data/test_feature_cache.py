@@ -293,6 +293,8 @@ def test_a_modality_that_trains_is_refused(tmp_path: Path) -> None:
                 "modalities.a.trainable=[net.0]")
     with pytest.raises(ConfigError, match=r"names 'z', which the recipe does not have"):
         _config(tmp_path, tmp_path / "f", "data.feature_cache.modalities=[z]")
+    with pytest.raises(ConfigError, match=r"cannot serve data\.train\.kind 'webdataset'"):
+        _config(tmp_path, tmp_path / "f", "data.train.kind=webdataset")
     with pytest.raises(ConfigError, match=r"no modality is frozen"):
         config = _config(tmp_path, tmp_path / "f", "modalities.a.freeze=false")
         with_feature_cache(_model(config).modalities, _model(config),
