@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import subprocess
 import sys
 import tempfile
@@ -80,6 +81,39 @@ def loader_rate(cache: Path | None, epochs: int = 2) -> float:
     return per_epoch * 64 / (time.perf_counter() - began)
 
 
+def per_item_ms(cache: Path, rows: int = 60) -> dict[str, tuple[float, float]]:
+    """Per cached modality: ms of load + train transform per item, from the files and
+    from the cache (its second pass), one process, over the first ``rows`` train rows."""
+    import torch
+    from omegaconf import OmegaConf
+
+    from anymodal.config import load_config
+    from anymodal.data.manifest import read_manifest_rows
+    from anymodal.data.sample_cache import with_sample_cache
+    from anymodal.data.sources import path_rule, resolve_source
+    from anymodal.model import MultiModalModel
+
+    torch.set_num_threads(1)
+    config = load_config(REPO / RECIPE, [])
+    specs = MultiModalModel(config).modalities
+    keys = CACHED.strip("[]").split(",")
+    cached = with_sample_cache(specs, OmegaConf.create({"dir": str(cache), "modalities": keys}))
+    table = read_manifest_rows(TRAIN_ROWS)[:rows]
+    out = {}
+    for key in keys:
+        sources = [resolve_source(row[key], TRAIN_ROWS.parent, None, path_rule(specs[key].load))
+                   for row in table if row.get(key) is not None]
+        specs[key].transform(specs[key].load(sources[0]), True)  # lazy imports, untimed
+        timings = []
+        for spec in (specs[key], cached[key], cached[key]):  # files, fill, read
+            began = time.perf_counter()
+            for source in sources:
+                spec.transform(spec.load(source), True)
+            timings.append(1000 * (time.perf_counter() - began) / len(sources))
+        out[key] = (timings[0], timings[2])
+    return out
+
+
 def _final_loss(out: Path) -> float:
     losses = [json.loads(line).get("train/loss") for line in
               (out / "run" / "metrics.jsonl").read_text().splitlines()]
@@ -93,17 +127,31 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--loader-only", action="store_true",
                         help="only the loader's rows/s (no training runs)")
+    parser.add_argument("--per-item", action="store_true",
+                        help="only ms per item of each cached modality, files vs cache")
     args = parser.parse_args()
+    if args.per_item:
+        with tempfile.TemporaryDirectory() as tmp:
+            ms = per_item_ms(Path(tmp) / "samples")
+        text = ("\nPer item (`python benchmarks/cache.py --per-item`: load + train transform, "
+                "one process, first 60 train rows, ms from the files / from the cache): "
+                + ", ".join(f"{k} {a:.2f} / {b:.2f}" for k, (a, b) in ms.items())
+                + f" (load average {os.getloadavg()[0]:.1f}).\n")
+        print(text)
+        RESULTS.write_text((RESULTS.read_text() if RESULTS.exists() else "") + text)
+        return
     if args.loader_only:
         with tempfile.TemporaryDirectory() as tmp:
             plain_rate, cached_rate = loader_rate(None), loader_rate(Path(tmp) / "samples")
         text = (f"\nLoader alone (`python benchmarks/cache.py --loader-only`: the training "
                 f"loader, 2 workers, batch 64, its second epoch, no model step): "
                 f"{plain_rate:.0f} rows/s without the cache, {cached_rate:.0f} rows/s with "
-                f"it, **{cached_rate / plain_rate:.2f}x**.\n")
+                f"it, **{cached_rate / plain_rate:.2f}x** (load average "
+                f"{os.getloadavg()[0]:.1f} at the end).\n")
         print(text)
         RESULTS.write_text((RESULTS.read_text() if RESULTS.exists() else "") + text)
         return
+    load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as tmp:
         plain = run(Path(tmp) / "plain", args.epochs, [])
         cache = Path(tmp) / "samples"
@@ -127,7 +175,8 @@ def main() -> None:
         f"{cached['final_loss']:.4f} |",
         "",
         f"Ratio from epoch 2 on: **{ratio:.2f}x**. Cache size: {size:.0f} MiB for "
-        f"{CACHED}. Epoch 1 includes start-up (model build, worker start).",
+        f"{CACHED}. Epoch 1 includes start-up (model build, worker start). Load average "
+        f"{load_before:.1f} before, {os.getloadavg()[0]:.1f} after (2 cores).",
     ]
     text = "\n".join(lines) + "\n"
     print(text)
