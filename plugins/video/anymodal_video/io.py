@@ -34,12 +34,15 @@ class VideoSource:
         num_frames: frames in the video (> 0).
         fps: its average frame rate (nan when unknown).
         decode: ``decode(indices) -> Tensor[k, H, W, 3]`` (uint8, or float in [0, 1]).
+        size: ``(width, height)`` of a frame when known without decoding (the container
+            header, a frame array), else ``None``.
     """
 
     name: Any
     num_frames: int
     fps: float
     decode: Callable[[list[int]], torch.Tensor]
+    size: tuple[int, int] | None = None
 
     def read(self, indices: list[int]) -> torch.Tensor:
         """Decode frames ``indices`` (repeats allowed), checked for NaN.
@@ -108,8 +111,8 @@ def _open_with_decord(file: Any, name: Any, config: VideoConfig) -> VideoSource:
     """Open with decord; ``file`` is a path string or a BytesIO (re-read on a reopen)."""
     import decord
 
-    declared = _header_size(file) if config.max_pixels else None
-    if declared is not None:
+    declared = _header_size(file)
+    if declared is not None and config.max_pixels:
         _check_pixels(*declared, name, config, "before decoding")
 
     def open_reader(**size: int) -> Any:
@@ -150,7 +153,7 @@ def _open_with_decord(file: Any, name: Any, config: VideoConfig) -> VideoSource:
     if declared is None and config.max_pixels:
         decode = _first_frame_checked(decode, name, config)
     return VideoSource(name, total, fps if math.isfinite(fps) and fps > 0 else math.nan,
-                       decode)
+                       decode, declared)
 
 
 def _open_error(failure: Exception, err: Any, name: Any) -> DataError:
@@ -218,4 +221,5 @@ def _from_frames(frames: Any, fps: float, name: str) -> VideoSource:
             raise DataError(name, "frames contain NaN or infinite values")
     if tensor.shape[-1] == 1:
         tensor = tensor.expand(-1, -1, -1, 3)
-    return VideoSource(name, tensor.shape[0], fps, lambda indices: tensor[indices])
+    return VideoSource(name, tensor.shape[0], fps, lambda indices: tensor[indices],
+                       (tensor.shape[2], tensor.shape[1]))

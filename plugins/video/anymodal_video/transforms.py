@@ -55,6 +55,8 @@ def prepare_video(raw: Any, config: VideoConfig) -> Any:
     if not isinstance(raw, VideoSource):
         return raw
     scale = not config.processor and config.max_scale == 1.0
+    if raw.size is not None and _prepared_bytes(raw, raw.size, scale, config) > PREPARE_MAX_BYTES:
+        return raw  # known from the header: nothing decoded
     chunks: list[torch.Tensor] = []
     for first in range(0, raw.num_frames, _PREPARE_CHUNK):
         chunk = raw.read(list(range(first, min(first + _PREPARE_CHUNK, raw.num_frames))))
@@ -64,6 +66,16 @@ def prepare_video(raw: Any, config: VideoConfig) -> Any:
         if per_frame * raw.num_frames > PREPARE_MAX_BYTES:
             return raw
     return VideoFrames(torch.cat(chunks), raw.fps, scale)
+
+
+def _prepared_bytes(raw: VideoSource, size: tuple[int, int], scale: bool,
+                    config: VideoConfig) -> int:
+    """Bytes of the prepared frames of ``raw`` (uint8), from its frame ``size`` (w, h)."""
+    width, height = size
+    if scale:  # the short side becomes resize_to, the long side follows
+        short, long = min(width, height), max(width, height)
+        width, height = config.resize_to, max(1, int(long * config.resize_to / max(short, 1)))
+    return raw.num_frames * 3 * width * height
 
 
 def transform_video(source: Any, train: bool, config: VideoConfig) -> torch.Tensor:

@@ -51,7 +51,14 @@ def test_a_video_too_large_to_hold_is_not_prepared(videos: Path,
     monkeypatch.setattr(video_transforms, "PREPARE_MAX_BYTES", 10_000)
     spec = anymodal.get_modality("video", size=32, num_frames=4)
     raw = spec.load(str(videos / "clip.mp4"))
+    assert raw.size == (80, 60)  # from the mp4 header
+    decoded: list[list[int]] = []
+    real_decode = raw.decode
+    raw.decode = lambda indices: decoded.append(indices) or real_decode(indices)
     assert spec.prepare(raw) is raw  # served lazily: only the sampled frames are decoded
+    assert decoded == []  # the size was known from the header: nothing decoded to decide
+    raw.size = None  # a container without a declared size: one chunk decoded to decide
+    assert spec.prepare(raw) is raw and len(decoded) == 1
 
 
 def _lavfi(ffmpeg: str, out: Path, size: str, *args: str) -> Path:
