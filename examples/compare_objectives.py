@@ -472,8 +472,15 @@ def plot(result: StudyResult, path: Path) -> None:
 
 
 def write_report(result: StudyResult, budget: Budget, seeds: int, limit: int | None,
-                 command: str, elapsed: float, md_path: Path, png_path: Path) -> str:
-    """Write the markdown report and the plot; return the markdown."""
+                 command: str, elapsed: float, md_path: Path, png_path: Path,
+                 notes: str = "") -> str:
+    """Write the markdown report and the plot; return the markdown.
+
+    Args:
+        notes: markdown placed after the description (how the budget was chosen, what
+            was cut): measured facts the table alone does not say.
+    """
+    notes = f"\n{notes.strip()}\n" if notes.strip() else ""
     plot(result, png_path)
     try:
         shown = png_path.resolve().relative_to(REPO)
@@ -497,11 +504,13 @@ encoders of `recipes/digits_symile.yaml` (`image_cnn_small` on 32 px, `audio_ast
 (a retrieved item of the query's class is correct), ranked by each objective's own score;
 mean ± std over {seeds} seed(s). Training time per objective (all seeds): {times}.
 
-Budget: this is a small budget (a few epochs on a shared 2-core CPU), chosen so that the
-whole study (every objective with and without subset-consistent training) runs in well
-under an hour here; the ranking of objectives may change with
-longer training, larger encoders or a GPU. Differences smaller than the std are noise.
-
+Every objective trains with its own defaults: `siglip` and `mv_infonce` centre each head's
+output on the batch mean (`model.center`, their default) and `mv_infonce` starts at logit
+scale 5 (its `model.logit_scale_init` default), the others at 1/0.07 uncentred. The
+GradCache row (`{', '.join(g[0] for g in GRADCACHE)}`) embeds its batch in micro-batches
+(`train.micro_batch`) and trains on the exact large-batch gradient, for the same number of
+steps (so it also sees more rows). Differences smaller than the std are noise.
+{notes}
 How each objective ranks (its `score`): `clip`, `siglip`, `mv_*`, `infoloob`, `dcl` sum the
 query modalities' similarities to the candidate; `symile` takes the multilinear inner
 product of the query embeddings, the model's learned missing embedding of the modality in
@@ -545,6 +554,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help="JSON-lines file of finished runs (default: OUT_DIR/"
                              "study_objectives.jsonl): appended after each run, and runs "
                              "already there (same budget) are skipped")
+    parser.add_argument("--notes", type=Path, default=None,
+                        help="a markdown file whose text goes into the report")
     parser.add_argument("--report-only", action="store_true",
                         help="train nothing: tabulate the finished runs of --records")
     parser.add_argument("--quick", action="store_true",
@@ -584,8 +595,12 @@ def main(argv: Sequence[str] | None = None) -> StudyResult:
     print(table)
     command = " ".join([".venv/bin/python examples/compare_objectives.py",
                         *(argv if argv is not None else sys.argv[1:])])
+    if args.report_only:  # the runs' own time, not this call's
+        elapsed = float(sum(result.seconds[label].sum() for label in result.labels))
+    notes = args.notes.read_text(encoding="utf-8") if args.notes else ""
     write_report(result, budget, args.seeds, limit, command, elapsed,
-                 args.out_dir / "study_objectives.md", args.out_dir / "study_objectives.png")
+                 args.out_dir / "study_objectives.md", args.out_dir / "study_objectives.png",
+                 notes)
     print(f"wrote {args.out_dir / 'study_objectives.md'} and study_objectives.png")
     return result
 

@@ -89,11 +89,19 @@ def _record(curve: Curve, model: Any, step: int, losses: list[float], data_dir: 
         curve.recall.setdefault(task, []).append(metrics[task]["R@1"])
 
 
-def train_curve(spec: str, data_dir: Path, budget: Any, every: int, seed: int = 0) -> Curve:
-    """Train one objective for ``budget.steps`` steps; evaluate every ``every`` steps."""
+def train_curve(spec: str, data_dir: Path, budget: Any, every: int, seed: int = 0,
+                model_options: dict[str, Any] | None = None) -> Curve:
+    """Train one objective for ``budget.steps`` steps; evaluate every ``every`` steps.
+
+    Args:
+        model_options: ``model.*`` values to set (``{"center": False}``,
+            ``{"logit_scale_init": 5.0}``): the study's model otherwise.
+    """
     name, params = _parse(spec)
     config = study.make_config(name, params, seed, data_dir / "train.jsonl", budget,
                                budget.batch_size, Path("/nonexistent"))
+    for key, value in (model_options or {}).items():
+        config.model[key] = value
     torch.manual_seed(seed)
     model = anymodal.MultiModalModel(config).train()
     dataset = build_dataset(config.data.train, model.modalities, True, "raise", seed)
@@ -170,6 +178,9 @@ def main(argv: Sequence[str] | None = None) -> list[Curve]:
     parser.add_argument("--lr", type=float, default=study.Budget.lr, help="peak AdamW lr")
     parser.add_argument("--limit", type=int, default=None, help="first N digits only")
     parser.add_argument("--data", type=Path, default=None)
+    parser.add_argument("--model", default="",
+                        help="model options for every curve, 'center=false;logit_scale_init=5'")
+    parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=study.RESULTS / "objective_curves")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
@@ -181,7 +192,8 @@ def main(argv: Sequence[str] | None = None) -> list[Curve]:
     curves = []
     for spec in args.objectives.split(","):
         started = time.perf_counter()
-        curves.append(train_curve(spec, data_dir, budget, args.every))
+        curves.append(train_curve(spec, data_dir, budget, args.every, args.seed,
+                                  _parse(":" + args.model)[1]))
         print(f"{spec}: {time.perf_counter() - started:.0f} s", flush=True)
     table = format_curves(curves)
     print(table)

@@ -112,6 +112,14 @@ class MVInfoNCELoss(_MultiView):
 
     name = "mv_infonce"
     ordered_positives = True
+    #: ``model.center`` defaults to on (as ``siglip``): without it every view collapses
+    #: onto one vector on the digits study (``benchmarks/results/objective_curves.md``).
+    center_default = True
+    #: ``model.logit_scale_init`` defaults to 5 (temperature 0.2, as SimCLR-style multi-view
+    #: losses use): one soft-max over every (row, view) holds M·(M·N-1) logits, same-view
+    #: rows included; at CLIP's 1/0.07 the digits study stays near chance for 60 steps even
+    #: when centred, at 5 it learns (``benchmarks/results/objective_curves.md``).
+    logit_scale_default = 5.0
 
     def _negative_lse(self, mine: Tensor, every: Tensor, targets: Tensor, scale: Tensor,
                       mine_have: Tensor | None = None,

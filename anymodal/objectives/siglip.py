@@ -62,6 +62,10 @@ class SigLipLoss(Objective):
 
     name = "siglip"
     query_rule = "sum"
+    #: ``model.center`` defaults to on: from a fresh encoder's one-direction embeddings the
+    #: positives pull every row to the other modality's mean and each modality collapses
+    #: (``anymodal.model.core.ProjectionHead``).
+    center_default = True
 
     def __init__(self, config: SigLipConfig | None = None) -> None:
         super().__init__()

@@ -36,3 +36,9 @@ def test_table_rows_follow_the_recorded_steps(curves: ModuleType) -> None:
     none = curves.Curve("clip", steps=[0], loss=[1.0], scale=[1.0], bias=[None],
                         recall={t: [0.0] for t in tasks})
     assert "| 0 | 1.000 | 1.00 | - |" in curves.format_curves([none])
+
+
+def test_model_options_parse_like_objective_params(curves: ModuleType) -> None:
+    assert curves._parse(":center=false;logit_scale_init=5")[1] == {
+        "center": False, "logit_scale_init": 5.0}
+    assert curves._parse(":")[1] == {}
