@@ -47,7 +47,9 @@ QUANTIZERS = ("flat", "hnsw")
 HNSW_QUANTIZER_FROM = 1024
 QUANTIZER_HNSW_M = 32  # links per centroid in the quantizer graph (the guide's HNSW32)
 # Each probe's centroid search keeps at least this many candidates (efSearch), so that the
-# quantizer finds the nprobe nearest centroids even when nprobe is small.
+# quantizer finds the nprobe nearest centroids even when nprobe is small; rows are assigned
+# to their cell with the same list (FAISS's default of 16 put rows in a wrong cell: at 100k
+# mixture rows recall@10 then crept from 0.92 at nprobe 8 to 0.96 at 24).
 QUANTIZER_EF = 64
 
 
@@ -263,12 +265,16 @@ class FaissSearcher:
         self._quantizer = quantizer  # the IVF index points to it: keep it alive
         return index
 
+    def _quantizer_ef(self, ef: int) -> None:
+        """Set the candidate list of an HNSW coarse quantizer (nothing for a flat one)."""
+        quantizer = self.faiss.downcast_index(self.index.quantizer)
+        if isinstance(quantizer, self.faiss.IndexHNSW):
+            quantizer.hnsw.efSearch = ef
+
     def _configure(self) -> None:
         if self.options.kind in ("ivf", "ivfpq"):
             self.index.nprobe = self.options.nprobe
-            quantizer = self.faiss.downcast_index(self.index.quantizer)
-            if isinstance(quantizer, self.faiss.IndexHNSW):
-                quantizer.hnsw.efSearch = max(QUANTIZER_EF, self.options.nprobe)
+            self._quantizer_ef(max(QUANTIZER_EF, self.options.nprobe))
         elif self.options.kind == "hnsw":
             self.index.hnsw.efSearch = self.options.ef_search
 
@@ -291,14 +297,15 @@ class FaissSearcher:
         self.index = self._make(len(data))
         if self.options.kind in ("ivf", "ivfpq") and len(data):
             self._train(data)
+        self._configure()  # IVF: rows are assigned to cells with the search-time quantizer
         if len(data):
             self.index.add(data)
-        self._configure()
 
     def add(self, embeddings: Tensor) -> None:
         """Append rows (an IVF index keeps its trained cells)."""
         if self.index is None:
             raise RuntimeError("build the FAISS index before adding to it")
+        self._configure()
         self.index.add(_as_numpy(embeddings))
 
     @property
