@@ -12,7 +12,8 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-ORDER = ["objectives", "kernels", "training", "media", "retrieval", "study"]
+ORDER = ["objectives", "kernels", "training", "media", "retrieval", "study", "study_objectives",
+         "objective_curves", "study_xor"]
 HEADER = """# Benchmarks
 
 Every figure below was measured by the script named in its section, on the machine it
