@@ -33,14 +33,19 @@ class VideoFrames:
         fps: the video's frame rate (nan: unknown).
         scaled: the frames are already scaled to ``config.resize_to`` (False when training
             draws the scale, option ``max_scale``, or a ``processor`` prepares them).
+        total: frames in the video (``0``: ``len(frames)``).
+        kept: the video's frame indices that ``frames`` holds, when sampling can reach no
+            other (``jitter: false``: training samples as evaluation does); ``None``: all.
 
     Shapes:
-        frames: ``[N, 3, H, W]`` (uint8, or float in [0, 1]).
+        frames: ``[N, 3, H, W]`` (uint8, or float in [0, 1]), ``N = len(kept)`` or ``total``.
     """
 
     frames: torch.Tensor
     fps: float
     scaled: bool
+    total: int = 0
+    kept: list[int] | None = None
 
 
 def prepare_video(raw: Any, config: VideoConfig) -> Any:
@@ -55,27 +60,32 @@ def prepare_video(raw: Any, config: VideoConfig) -> Any:
     if not isinstance(raw, VideoSource):
         return raw
     scale = not config.processor and config.max_scale == 1.0
-    if raw.size is not None and _prepared_bytes(raw, raw.size, scale, config) > PREPARE_MAX_BYTES:
+    # without jitter, training and evaluation sample the same frames: keep only those
+    kept = None if config.jitter else sorted(set(sample_indices(raw.num_frames, raw.fps,
+                                                                False, config)))
+    wanted = list(range(raw.num_frames)) if kept is None else kept
+    if raw.size is not None and _prepared_bytes(
+            len(wanted), raw.size, scale, config) > PREPARE_MAX_BYTES:
         return raw  # known from the header: nothing decoded
     chunks: list[torch.Tensor] = []
-    for first in range(0, raw.num_frames, _PREPARE_CHUNK):
-        chunk = raw.read(list(range(first, min(first + _PREPARE_CHUNK, raw.num_frames))))
+    for first in range(0, len(wanted), _PREPARE_CHUNK):
+        chunk = raw.read(wanted[first:first + _PREPARE_CHUNK])
         chunk = chunk.permute(0, 3, 1, 2)  # as transform_video reads them
         chunks.append(_resize(chunk, config.resize_to) if scale else chunk.contiguous())
         per_frame = chunks[0][0].numel() * chunks[0].element_size()
-        if per_frame * raw.num_frames > PREPARE_MAX_BYTES:
+        if per_frame * len(wanted) > PREPARE_MAX_BYTES:
             return raw
-    return VideoFrames(torch.cat(chunks), raw.fps, scale)
+    return VideoFrames(torch.cat(chunks), raw.fps, scale, raw.num_frames, kept)
 
 
-def _prepared_bytes(raw: VideoSource, size: tuple[int, int], scale: bool,
+def _prepared_bytes(count: int, size: tuple[int, int], scale: bool,
                     config: VideoConfig) -> int:
-    """Bytes of the prepared frames of ``raw`` (uint8), from its frame ``size`` (w, h)."""
+    """Bytes of ``count`` prepared frames (uint8), from the frame ``size`` (w, h)."""
     width, height = size
     if scale:  # the short side becomes resize_to, the long side follows
         short, long = min(width, height), max(width, height)
         width, height = config.resize_to, max(1, int(long * config.resize_to / max(short, 1)))
-    return raw.num_frames * 3 * width * height
+    return count * 3 * width * height
 
 
 def transform_video(source: Any, train: bool, config: VideoConfig) -> torch.Tensor:
@@ -93,7 +103,11 @@ def transform_video(source: Any, train: bool, config: VideoConfig) -> torch.Tens
     """
     scaled = False
     if isinstance(source, VideoFrames):
-        indices = sample_indices(source.frames.shape[0], source.fps, train, config)
+        indices = sample_indices(source.total or source.frames.shape[0], source.fps, train,
+                                 config)
+        if source.kept is not None:
+            row = {index: position for position, index in enumerate(source.kept)}
+            indices = [row[index] for index in indices]
         frames, scaled = source.frames[indices], source.scaled
     else:
         indices = sample_indices(source.num_frames, source.fps, train, config)

@@ -26,6 +26,8 @@ OPTIONS: list[dict[str, Any]] = [
     {"size": 32, "short_side": 32, "flip": False, "num_frames": 8},
     {"size": 24, "sampling": "fps", "fps": 5.0, "num_frames": 4},
     {"size": 32, "max_scale": 1.5, "num_frames": 4},  # drawn scale: frames kept unscaled
+    {"size": 32, "num_frames": 4, "jitter": False},  # only the 4 sampled frames kept
+    {"size": 24, "sampling": "fps", "fps": 5.0, "num_frames": 4, "jitter": False},
 ]
 
 
@@ -36,7 +38,8 @@ def test_prepared_frames_give_the_same_clips(videos: Path, frames: torch.Tensor,
     spec = anymodal.get_modality("video", **options)
     raw = spec.load(str(videos / "clip.mp4") if kind == "mp4" else frames.float() / 255)
     prepared = spec.prepare(raw)
-    assert isinstance(prepared, VideoFrames) and prepared.frames.shape[0] == 30
+    assert isinstance(prepared, VideoFrames) and prepared.total == 30
+    assert prepared.frames.shape[0] == (30 if options.get("jitter", True) else 4)
     assert prepared.scaled == (options.get("max_scale", 1.0) == 1.0)
     for train in (True, False):
         for seed in range(3):
