@@ -372,6 +372,12 @@ def summary(results: Results) -> list[str]:
             f"{t} {np.mean(results.recall['ratio'][t]) - np.mean(results.recall['batch'][t]):+.3f}"
             for t in TASKS)
         lines.append(f"- `ratio` minus `batch` (mean R@1): {diffs}.")
+    if "frozen" in results.recall:
+        lines.append("- `frozen` is not the same budget: two stages of the steps above (twice "
+                     "the optimiser steps of a mixture run), and in its second stage every "
+                     "row trains the audio tower against a fixed image space, where a "
+                     "mixture run gives audio half of its rows and moves the image space "
+                     "under it.")
     return lines
 
 
