@@ -247,3 +247,18 @@ def test_two_gloo_processes_take_one_source_per_global_batch(tmp_path: Path,
     for line in steps:  # 8 rows per step, all from one source
         assert sorted((line["train/a_b_rows"], line["train/a_c_rows"])) == [0, 8], line
     assert {line["train/a_b_rows"] > 0 for line in steps} == {True, False}
+
+
+def test_a_mixture_can_be_the_validation_split(tmp_path: Path) -> None:
+    """Read in order (no sampler): every row of every source once."""
+    config = load_config(None, [
+        *vector_overrides(tmp_path, "clip", modalities=3), "train.max_steps=2",
+        "data.val={kind: mixture, sources: [{kind: synthetic, size: 12, seed: 1, "
+        "modalities: [a, b]}, {kind: synthetic, size: 12, seed: 2, modalities: [a, c]}]}"])
+    model = MultiModalModel(config)
+    dataset = build_dataset(config.data.val, model.modalities, False, "raise")
+    loader = build_dataloader(dataset, model.modalities, 8, shuffle=False, drop_last=False)
+    ids = [i for batch in loader for i in batch["ids"]]
+    assert ids == [f"syn-1-{i}" for i in range(12)] + [f"syn-2-{i}" for i in range(12)]
+    result = train(config)
+    assert result.metrics["val/a->b/R@1"] >= 0 and "val/b->c/R@1" not in result.metrics
