@@ -20,7 +20,7 @@ from .manifest import ManifestDataset
 from .sample_cache import CachedLoad, with_sample_cache
 from .sources import path_rule, resolve_source
 
-__all__ = ["CacheSurvey", "build_cache", "cached_specs", "survey_cache"]
+__all__ = ["CacheSurvey", "build_cache", "cached_specs", "entry_sizes", "survey_cache"]
 
 
 def cached_specs(config: DictConfig) -> dict[str, ModalitySpec]:
@@ -104,13 +104,15 @@ def _tick(results: Iterator[bool], bar: Any) -> Iterator[bool]:
 
 @dataclass
 class CacheSurvey:
-    """What a recipe's sample cache holds, per cached modality.
+    """What a recipe's sample (or feature) cache holds, per cached modality.
 
     Args:
         items: the recipe's items of that modality (rows with a source).
         hits: of those, the items whose entry is in the cache for the file as it is now.
-        entries / bytes: entries and bytes under the modality's current options.
-        stale_entries / stale_bytes: entries kept for other options (never read).
+        entries / bytes: entries and bytes under the modality's current options (for the
+            feature cache: also the current encoder and weights).
+        stale_entries / stale_bytes: entries kept for other options, encoders or weights
+            (never read).
     """
 
     items: dict[str, int] = field(default_factory=dict)
@@ -121,7 +123,7 @@ class CacheSurvey:
     stale_bytes: dict[str, int] = field(default_factory=dict)
 
 
-def _sizes(folder: Path) -> tuple[int, int]:
+def entry_sizes(folder: Path) -> tuple[int, int]:
     """``(entries, bytes)`` of the entry files under ``folder``."""
     files = [p for p in folder.rglob("*.safetensors") if not p.name.startswith(".")]
     return len(files), sum(p.stat().st_size for p in files)
@@ -135,8 +137,8 @@ def survey_cache(config: DictConfig) -> CacheSurvey:
         load = spec.load
         assert isinstance(load, CachedLoad)
         folder = Path(load.root) / key
-        survey.entries[key], survey.bytes[key] = _sizes(folder / load.space)
-        stale = [_sizes(p) for p in folder.glob("*") if p.is_dir() and p.name != load.space]
+        survey.entries[key], survey.bytes[key] = entry_sizes(folder / load.space)
+        stale = [entry_sizes(p) for p in folder.glob("*") if p.is_dir() and p.name != load.space]
         survey.stale_entries[key] = sum(n for n, _ in stale)
         survey.stale_bytes[key] = sum(b for _, b in stale)
         survey.items[key] = survey.hits[key] = 0

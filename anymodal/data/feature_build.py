@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,6 +21,7 @@ from torch.utils.data import DataLoader
 
 from anymodal.errors import ConfigError, DataError
 
+from .cache_build import CacheSurvey, entry_sizes
 from .collate import BAD_KEY, collate_rows
 from .feature_cache import FeatureBatch, FeatureStore, feature_stores, wrap_specs
 from .manifest import ManifestDataset
@@ -116,30 +116,8 @@ def _encode_batch(model: MultiModalModel, batch: dict[str, Any],
         value.to(device).anymodal_features(model.encoders[key])  # writes the misses
 
 
-@dataclass
-class FeatureSurvey:
-    """What a recipe's feature cache holds, per cached modality.
-
-    Args:
-        items: the recipe's items of that modality (rows with a source).
-        hits: of those, the items whose feature is stored for the file as it is now.
-        entries / bytes: entries and bytes under the current encoder and options.
-        stale_entries / stale_bytes: entries of other encoders, weights or options (never
-            read).
-    """
-
-    items: dict[str, int] = field(default_factory=dict)
-    hits: dict[str, int] = field(default_factory=dict)
-    entries: dict[str, int] = field(default_factory=dict)
-    bytes: dict[str, int] = field(default_factory=dict)
-    stale_entries: dict[str, int] = field(default_factory=dict)
-    stale_bytes: dict[str, int] = field(default_factory=dict)
-
-
-def _sizes(folder: Path) -> tuple[int, int]:
-    """``(entries, bytes)`` of the entry files under ``folder``."""
-    files = [p for p in folder.rglob("*.safetensors") if not p.name.startswith(".")]
-    return len(files), sum(p.stat().st_size for p in files)
+#: What a recipe's feature cache holds: the sample cache's survey, read the same way.
+FeatureSurvey = CacheSurvey
 
 
 def survey_feature_cache(model: MultiModalModel, config: DictConfig) -> FeatureSurvey:
@@ -152,8 +130,8 @@ def survey_feature_cache(model: MultiModalModel, config: DictConfig) -> FeatureS
     stores = _stores(model, config, build_device(config))
     survey = FeatureSurvey()
     for key, store in stores.items():
-        survey.entries[key], survey.bytes[key] = _sizes(store.folder)
-        stale = [_sizes(p) for p in store.folder.parent.glob("*")
+        survey.entries[key], survey.bytes[key] = entry_sizes(store.folder)
+        stale = [entry_sizes(p) for p in store.folder.parent.glob("*")
                  if p.is_dir() and p.name != store.space]
         survey.stale_entries[key] = sum(n for n, _ in stale)
         survey.stale_bytes[key] = sum(b for _, b in stale)

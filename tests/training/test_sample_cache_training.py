@@ -2,44 +2,24 @@
 
 from __future__ import annotations
 
-import json
 import subprocess
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from anymodal.config import load_config
 from anymodal.training import train
 from tests.conftest import PYTHON, REPO
-
-ROWS = 32
-
-
-def _manifest(tmp_path: Path) -> Path:
-    rng = np.random.default_rng(0)
-    rows = []
-    for i in range(ROWS):
-        for key in "abc":
-            np.save(tmp_path / f"{key}{i}.npy", rng.normal(size=32).astype(np.float32))
-        rows.append({"id": f"r{i}", "a": f"a{i}.npy", "b": f"b{i}.npy", "c": f"c{i}.npy",
-                     "label": i % 4})
-    manifest = tmp_path / "train.jsonl"
-    manifest.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return manifest
+from tests.training.vector_files import ROWS, logged_losses, write_vector_manifest
 
 
 def _overrides(tmp_path: Path, out: str, cache: Path | None) -> list[str]:
+    manifest = write_vector_manifest(tmp_path, labels=True)
     items = ["data.val=null", "data.batch_size=8", "data.num_workers=1",
-             "data.train.kind=manifest", f"data.train.path={_manifest(tmp_path)}",
+             "data.train.kind=manifest", f"data.train.path={manifest}",
              f"train.output_dir={tmp_path / out}", "train.max_steps=12", "train.log_every=1",
              "train.eval_every=0", "train.checkpoint_every=0", "logging.progress=false"]
     return items + ([] if cache is None else [f"data.cache.dir={cache}"])
-
-
-def _losses(run: Path) -> list[float]:
-    return [json.loads(line)["train/loss"] for line in (run / "metrics.jsonl").read_text()
-            .splitlines() if "train/loss" in line]
 
 
 def test_training_with_the_cache_matches_training_without(tmp_path: Path) -> None:
@@ -47,7 +27,7 @@ def test_training_with_the_cache_matches_training_without(tmp_path: Path) -> Non
     train(load_config(REPO / "recipes/smoke_clip.yaml", _overrides(tmp_path, "plain", None)))
     train(load_config(REPO / "recipes/smoke_clip.yaml", _overrides(tmp_path, "cached", cache)))
     # 12 steps of 8 rows: 3 epochs of 32 rows, the last two read from the cache
-    assert _losses(tmp_path / "cached") == _losses(tmp_path / "plain")
+    assert logged_losses(tmp_path / "cached") == logged_losses(tmp_path / "plain")
     assert len(list(cache.rglob("*.safetensors"))) == 3 * ROWS
 
 
@@ -69,4 +49,4 @@ def test_two_launched_processes_read_one_cache(tmp_path: Path, cli_env: dict[str
     assert launched.returncode == 0, launched.stderr[-3000:]
     # both processes only read: every entry is the one the build wrote
     assert {p: p.stat().st_mtime_ns for p in cache.rglob("*.safetensors")} == entries
-    assert len(_losses(tmp_path / "two")) == 12
+    assert len(logged_losses(tmp_path / "two")) == 12
