@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -26,11 +26,13 @@ from anymodal.plugin_host.manager import (
 from anymodal.types import EncoderSpec, ModalitySpec
 
 __all__ = [
+    "check_data_error",
     "check_encoder",
     "check_modality",
     "check_registered",
     "check_trains_and_reloads",
     "imported_modules",
+    "require_executable",
     "synthetic_batch",
 ]
 
@@ -245,4 +247,46 @@ def imported_modules(code: str, modules: Iterable[str]) -> list[str]:
                           timeout=300)
     assert done.returncode == 0, done.stderr
     found: list[str] = json.loads(done.stdout.strip().splitlines()[-1])
+    return found
+
+
+def check_data_error(load: Callable[[], Any], source: Any, *fragments: str) -> DataError:
+    """Assert that ``load()`` raises a :class:`DataError` naming ``source`` and saying why.
+
+    The contract of every loader: a bad file is reported with its path and the reason,
+    never as a library's bare exception.
+
+    Args:
+        load: the call that must fail (``lambda: load_audio(path, config)``).
+        source: what the message must name (a path, or the text of the source).
+        fragments: further text the message must contain (the reason).
+
+    Returns:
+        The error, for further checks (``err.source``).
+    """
+    try:
+        load()
+    except DataError as err:
+        message = str(err)
+        assert str(source) in message, f"the error does not name {source}: {message}"
+        for fragment in fragments:
+            assert fragment in message, f"the error does not say {fragment!r}: {message}"
+        return err
+    raise AssertionError(f"loading {source} raised no DataError")
+
+
+def require_executable(name: str, purpose: str) -> str:
+    """The path of executable ``name``; the calling test is skipped when it is missing.
+
+    Args:
+        name: the program (``"ffmpeg"``).
+        purpose: what the tests need it for, said in the skip reason.
+    """
+    import shutil
+
+    import pytest
+
+    found = shutil.which(name)
+    if found is None:
+        pytest.skip(f"the {name} executable is not installed: {purpose}")
     return found

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import math
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from anymodal.testing import require_executable
 from anymodal_audio.synthetic import write_audio
 
 RATE = 16000
@@ -30,11 +30,8 @@ def tone() -> Callable[..., np.ndarray]:
 
 @pytest.fixture(scope="session")
 def ffmpeg() -> str:
-    exe = shutil.which("ffmpeg")
-    if exe is None:
-        pytest.skip("the ffmpeg executable is not installed (apt-get install ffmpeg): "
-                    "mp3/mp4 files cannot be written")
-    return exe
+    return require_executable("ffmpeg", "mp3/mp4 files cannot be written (apt-get install "
+                              "ffmpeg)")
 
 
 @pytest.fixture(scope="session")

@@ -11,6 +11,7 @@ import torch
 
 import anymodal
 from anymodal import DataError
+from anymodal.testing import check_data_error
 from anymodal_audio.config import AudioConfig
 from anymodal_audio.io import load_audio
 
@@ -88,11 +89,7 @@ def test_bad_files_raise_a_data_error_naming_the_file(
     media: Path, name: str, problem: str, capfd: pytest.CaptureFixture[str]
 ) -> None:
     path = media / name
-    with pytest.raises(DataError) as info:
-        load_audio(path, CONFIG)
-    assert str(path) in str(info.value)
-    assert problem in str(info.value)
-    assert info.value.source == path
+    assert check_data_error(lambda: load_audio(path, CONFIG), path, problem).source == path
     assert capfd.readouterr().err == "", "native decoders printed to stderr"
 
 
@@ -108,9 +105,7 @@ def test_bad_ffmpeg_files_raise_a_data_error_naming_the_file(
     ffmpeg_media: Path, name: str, problem: str, capfd: pytest.CaptureFixture[str]
 ) -> None:
     path = ffmpeg_media / name
-    with pytest.raises(DataError) as info:
-        load_audio(str(path), CONFIG)
-    assert str(path) in str(info.value) and problem in str(info.value)
+    check_data_error(lambda: load_audio(str(path), CONFIG), path, problem)
     assert capfd.readouterr().err == "", "decord/FFmpeg printed to stderr"
 
 

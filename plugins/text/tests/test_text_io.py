@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from anymodal import DataError
+from anymodal.testing import check_data_error
 from anymodal_text.io import is_text_path, load_text
 
 
@@ -55,10 +56,7 @@ def test_string_path_rules(tmp_path: Path) -> None:
 def test_non_utf8_file_names_the_file(tmp_path: Path) -> None:
     path = tmp_path / "latin1.txt"
     path.write_bytes("caf\u00e9".encode("latin-1"))
-    with pytest.raises(DataError, match="not valid UTF-8") as info:
-        load_text(path)
-    assert str(path) in str(info.value)
-    assert "0xe9" in str(info.value) and "offset 3" in str(info.value)
+    check_data_error(lambda: load_text(path), path, "not valid UTF-8", "0xe9", "offset 3")
 
 
 def test_non_utf8_bytes() -> None:
@@ -69,9 +67,7 @@ def test_non_utf8_bytes() -> None:
 def test_missing_file_names_it(tmp_path: Path) -> None:
     missing = tmp_path / "nope.txt"
     for source in (missing, str(missing), "captions/missing_0001.txt"):
-        with pytest.raises(DataError, match="file not found") as info:
-            load_text(source)
-        assert str(source) in str(info.value)
+        check_data_error(lambda source=source: load_text(source), source, "file not found")
 
 
 def test_directory_is_not_a_file(tmp_path: Path) -> None:
@@ -81,17 +77,13 @@ def test_directory_is_not_a_file(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("text", ["", "   ", "\n\t \u3000"])
 def test_empty_or_whitespace_string(text: str) -> None:
-    with pytest.raises(DataError, match="empty or only whitespace") as info:
-        load_text(text)
-    assert repr(text) in str(info.value)
+    check_data_error(lambda: load_text(text), repr(text), "empty or only whitespace")
 
 
 def test_whitespace_only_file_names_it(tmp_path: Path) -> None:
     path = tmp_path / "blank.txt"
     path.write_text(" \n\n ", encoding="utf-8")
-    with pytest.raises(DataError, match="empty or only whitespace") as info:
-        load_text(path)
-    assert str(path) in str(info.value)
+    check_data_error(lambda: load_text(path), path, "empty or only whitespace")
 
 
 def test_wrong_type() -> None:

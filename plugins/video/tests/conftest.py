@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -11,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from anymodal.testing import require_executable
 from anymodal_video.synthetic import shapes_video_frames, write_mp4
 
 FPS = 10.0
@@ -18,11 +18,7 @@ FPS = 10.0
 
 @pytest.fixture(scope="session")
 def ffmpeg() -> str:
-    exe = shutil.which("ffmpeg")
-    if exe is None:
-        pytest.skip("the ffmpeg executable is not installed (apt-get install ffmpeg): "
-                    "mp4 files cannot be written")
-    return exe
+    return require_executable("ffmpeg", "mp4 files cannot be written (apt-get install ffmpeg)")
 
 
 @pytest.fixture(scope="session")

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from anymodal import DataError
+from anymodal.testing import check_data_error
 from anymodal_video.config import VideoConfig
 from anymodal_video.io import load_video
 from anymodal_video.synthetic import write_mp4
@@ -71,11 +72,7 @@ def test_bad_files_raise_a_data_error_naming_the_file(
     videos: Path, name: str, problem: str, capfd: pytest.CaptureFixture[str]
 ) -> None:
     path = videos / name
-    with pytest.raises(DataError) as info:
-        load_video(path, CONFIG)
-    assert str(path) in str(info.value)
-    assert problem in str(info.value)
-    assert info.value.source == path
+    assert check_data_error(lambda: load_video(path, CONFIG), path, problem).source == path
     assert capfd.readouterr().err == "", "decord/FFmpeg printed to stderr"
 
 
