@@ -66,10 +66,3 @@ def test_missing_recipe_and_bad_yaml(tmp_path: Path) -> None:
 def test_no_modalities_is_an_error() -> None:
     with pytest.raises(ConfigError, match="'modalities' is empty"):
         load_config(None)
-
-
-def test_shipped_recipes_validate() -> None:
-    recipes = sorted((Path(__file__).parents[2] / "recipes").glob("*.yaml"))
-    assert recipes
-    for path in recipes:
-        load_config(path)
