@@ -31,6 +31,7 @@ from anymodal.layers import masked_mean
 __all__ = [
     "POOLINGS",
     "Freezable",
+    "HFTower",
     "LayerTap",
     "OpenCLIPConfig",
     "PretrainedTower",
@@ -308,3 +309,23 @@ class PretrainedTower(Freezable):
             raise ConfigError("pooling='pooler': this model has no pooled output; use "
                               "'cls' or 'mean'")
         return pooled
+
+
+class HFTower(PretrainedTower):
+    """A Hugging Face ``AutoModel`` read from ``config.model``, pooled as the config says.
+
+    The base of the ``*_hf`` encoders of the text, image, audio and video plugins: each
+    adds only how its modality's batch reaches the model.
+
+    Args:
+        config: the encoder's :class:`TowerConfig` (or a subclass of it).
+        who: how errors name the encoder (``"audio_hf"``).
+        width: the output width from the model's config (default: its ``hidden_size``).
+    """
+
+    def __init__(self, config: TowerConfig, who: str,
+                 width: Callable[[Any], int] | None = None) -> None:
+        model = load_hf(config.model, "AutoModel", who)
+        hidden = width(model.config) if width is not None else model.config.hidden_size
+        super().__init__(model, hidden, config.pooling, config.layer, config.freeze, who)
+        self.config = config

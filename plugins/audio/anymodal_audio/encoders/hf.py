@@ -14,7 +14,7 @@ from typing import Any
 import torch
 
 from anymodal import encoder
-from anymodal.towers import PretrainedTower, TowerConfig, load_hf
+from anymodal.towers import HFTower, TowerConfig
 from anymodal_audio.encoders.common import average_clips
 
 __all__ = ["HFAudioConfig", "HFAudioEncoder"]
@@ -31,7 +31,7 @@ class HFAudioConfig(TowerConfig):
 
 
 @encoder("audio_hf", config=HFAudioConfig, binds={"model": "processor"})
-class HFAudioEncoder(PretrainedTower):
+class HFAudioEncoder(HFTower):
     """Any Hugging Face AutoModel audio tower; clips of one item averaged.
 
     Shapes:
@@ -41,10 +41,8 @@ class HFAudioEncoder(PretrainedTower):
     """
 
     def __init__(self, config: HFAudioConfig) -> None:
-        model = load_hf(config.model, "AutoModel", WHO)
-        super().__init__(model, model.config.hidden_size, config.pooling, config.layer,
-                         config.freeze, WHO)
-        self.config = config
+        super().__init__(config, WHO)
+        self.config: HFAudioConfig = config
 
     def _frame_mask(self, mask: torch.Tensor, frames: int) -> torch.Tensor | None:
         """The input mask carried to the model's output frames (wav2vec2 downsamples)."""

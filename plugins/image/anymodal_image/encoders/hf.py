@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 
 from anymodal import encoder
-from anymodal.towers import PretrainedTower, TowerConfig, load_hf
+from anymodal.towers import HFTower, TowerConfig
 
 __all__ = ["HFImageConfig", "HFImageEncoder"]
 
@@ -41,7 +41,7 @@ def _width(config: object) -> int:
 
 
 @encoder("image_hf", config=HFImageConfig, binds={"model": "processor"})
-class HFImageEncoder(PretrainedTower):
+class HFImageEncoder(HFTower):
     """Any Hugging Face AutoModel vision tower, CLS/mean/pooler/layer pooling.
 
     Shapes:
@@ -50,10 +50,8 @@ class HFImageEncoder(PretrainedTower):
     """
 
     def __init__(self, config: HFImageConfig) -> None:
-        model = load_hf(config.model, "AutoModel", WHO)
-        super().__init__(model, _width(model.config), config.pooling, config.layer,
-                         config.freeze, WHO)
-        self.config = config
+        super().__init__(config, WHO, width=_width)
+        self.config: HFImageConfig = config
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """Run the model on ``pixel_values`` and pool."""

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from anymodal import encoder
-from anymodal.towers import PretrainedTower, TowerConfig, load_hf
+from anymodal.towers import HFTower, TowerConfig, load_hf
 from anymodal_text.encoders.raw import raw_texts
 
 __all__ = ["HFTextConfig", "HFTextEncoder"]
@@ -43,7 +43,7 @@ class HFTextConfig(TowerConfig):
 
 
 @encoder("text_hf", config=HFTextConfig)
-class HFTextEncoder(PretrainedTower):
+class HFTextEncoder(HFTower):
     """Any Hugging Face AutoModel text tower, its own tokenizer, CLS/mean/pooler/layer.
 
     Shapes:
@@ -52,10 +52,8 @@ class HFTextEncoder(PretrainedTower):
     """
 
     def __init__(self, config: HFTextConfig) -> None:
-        model = load_hf(config.model, "AutoModel", WHO)
-        super().__init__(model, model.config.hidden_size, config.pooling, config.layer,
-                         config.freeze, WHO)
-        self.config = config
+        super().__init__(config, WHO)
+        self.config: HFTextConfig = config
         self.tokenizer = load_hf(config.model, "AutoTokenizer", WHO)
 
     def forward(self, batch: dict[str, Any]) -> torch.Tensor:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 
 from anymodal import encoder
-from anymodal.towers import PretrainedTower, TowerConfig, load_hf
+from anymodal.towers import HFTower, TowerConfig
 from anymodal_video.encoders.common import check_clips
 
 __all__ = ["HFVideoConfig", "HFVideoEncoder"]
@@ -30,7 +30,7 @@ class HFVideoConfig(TowerConfig):
 
 
 @encoder("video_hf", config=HFVideoConfig, binds={"model": "processor"})
-class HFVideoEncoder(PretrainedTower):
+class HFVideoEncoder(HFTower):
     """Any Hugging Face AutoModel video tower, mean/CLS/pooler/layer pooling.
 
     Shapes:
@@ -39,10 +39,8 @@ class HFVideoEncoder(PretrainedTower):
     """
 
     def __init__(self, config: HFVideoConfig) -> None:
-        model = load_hf(config.model, "AutoModel", WHO)
-        super().__init__(model, model.config.hidden_size, config.pooling, config.layer,
-                         config.freeze, WHO)
-        self.config = config
+        super().__init__(config, WHO)
+        self.config: HFVideoConfig = config
 
     def forward(self, batch: torch.Tensor) -> torch.Tensor:
         """Run the model on the clips' pixel values and pool."""
