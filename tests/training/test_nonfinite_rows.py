@@ -9,17 +9,19 @@ from __future__ import annotations
 
 import json
 import logging
+import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+import yaml
 from safetensors.torch import load_file
 
 from anymodal.config import load_config
 from anymodal.errors import AnymodalError, DataError
 from anymodal.training import train
-from tests.conftest import vector_overrides
+from tests.conftest import PYTHON, REPO, vector_overrides
 
 
 def _manifest(tmp_path: Path, loud: set[int]) -> Path:
@@ -83,3 +85,32 @@ def test_the_stop_message_names_the_rows_not_the_learning_rate(
     message = str(caught.value)
     assert "input max |x| = 3e+38" in message and "not the learning rate" in message
     assert "Lower optim.lr" not in message
+
+
+@pytest.mark.slow
+def test_two_processes_agree_on_an_overflowing_row(tmp_path: Path,
+                                                   cli_env: dict[str, str]) -> None:
+    # Only the process whose batch holds r5 cuts a row; the bad-row count travels in the
+    # loss all-reduce, so neither process waits for the other and both step together.
+    manifest = _manifest(tmp_path, {5})
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(yaml.safe_dump({
+        "name": "overflow", "model": {"embed_dim": 16}, "objective": {"name": "clip"},
+        "modalities": {k: {"modality": "vector", "params": {"width": 32, "hidden": 32}}
+                       for k in ("a", "b")},
+        "data": {"train": {"kind": "manifest", "path": str(manifest)}, "val": None,
+                 "batch_size": 4},
+        "train": {"max_steps": 4, "log_every": 1, "eval_every": 0, "checkpoint_every": 0,
+                  "output_dir": str(tmp_path / "run")},
+        "logging": {"progress": False}}))
+    done = subprocess.run(
+        [str(Path(PYTHON).parent / "accelerate"), "launch", "--multi_gpu", "--num_processes",
+         "2", "-m", "anymodal", "train", str(recipe)],
+        cwd=REPO, env={**cli_env, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True,
+        timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    bad = [json.loads(line) for line in
+           (tmp_path / "run" / "bad_samples.jsonl").read_text().splitlines()]
+    assert {b["id"] for b in bad} == {"r5"} and "3e+38" in bad[0]["reason"]
+    losses = _losses(tmp_path / "run")
+    assert len(losses) == 4 and all(np.isfinite(losses))
