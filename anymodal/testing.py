@@ -33,6 +33,7 @@ __all__ = [
     "check_trains_and_reloads",
     "imported_modules",
     "require_executable",
+    "save_tiny_hf_model",
     "synthetic_batch",
 ]
 
@@ -290,3 +291,29 @@ def require_executable(name: str, purpose: str) -> str:
     if found is None:
         pytest.skip(f"the {name} executable is not installed: {purpose}")
     return found
+
+
+def save_tiny_hf_model(folder: str | Path, model_class: Any, config: Any,
+                       processor: Any = None, seed: int = 0) -> Path:
+    """Save a randomly initialised Hugging Face model (and its processor) to ``folder``.
+
+    Tests of a ``*_hf`` encoder build their tiny model offline this way and load it from
+    the folder, as a user's model id would be, without the network.
+
+    Args:
+        folder: where to save (created if missing).
+        model_class: the ``transformers`` model class (``BertModel``).
+        config: its config (``BertConfig(hidden_size=32, ...)``).
+        processor: a tokenizer, feature extractor or image processor saved beside it.
+        seed: the seed of the random weights (the same folder on every run).
+
+    Returns:
+        ``folder`` as a :class:`~pathlib.Path`.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    if processor is not None:
+        processor.save_pretrained(folder)
+    torch.manual_seed(seed)
+    model_class(config).save_pretrained(folder)
+    return folder

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import anymodal
-from anymodal.testing import check_encoder, check_trains_and_reloads
+from anymodal.testing import check_encoder, check_trains_and_reloads, save_tiny_hf_model
 
 
 @pytest.fixture(scope="module")
@@ -16,16 +16,14 @@ def tiny_wav2vec2(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A randomly initialised 2-layer wav2vec2 (16 kHz) and its feature extractor."""
     from transformers import Wav2Vec2Config, Wav2Vec2FeatureExtractor, Wav2Vec2Model
 
-    folder = tmp_path_factory.mktemp("tiny_wav2vec2")
-    Wav2Vec2FeatureExtractor(sampling_rate=16000, return_attention_mask=True,
-                             do_normalize=True).save_pretrained(folder)
-    torch.manual_seed(0)
     config = Wav2Vec2Config(hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
                             intermediate_size=64, conv_dim=(16, 16), conv_stride=(5, 4),
                             conv_kernel=(10, 8), num_conv_pos_embeddings=16,
                             num_conv_pos_embedding_groups=2, feat_extract_norm="layer")
-    Wav2Vec2Model(config).save_pretrained(folder)
-    return folder
+    extractor = Wav2Vec2FeatureExtractor(sampling_rate=16000, return_attention_mask=True,
+                                         do_normalize=True)
+    return save_tiny_hf_model(tmp_path_factory.mktemp("tiny_wav2vec2"), Wav2Vec2Model,
+                              config, extractor)
 
 
 def _options(folder: Path) -> dict:

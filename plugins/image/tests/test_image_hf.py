@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import anymodal
-from anymodal.testing import check_encoder, check_trains_and_reloads
+from anymodal.testing import check_encoder, check_trains_and_reloads, save_tiny_hf_model
 
 
 @pytest.fixture(scope="module")
@@ -16,14 +16,11 @@ def tiny_vit(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A randomly initialised 2-layer ViT at 32 pixels and its processor, in one folder."""
     from transformers import ViTConfig, ViTImageProcessor, ViTModel
 
-    folder = tmp_path_factory.mktemp("tiny_vit")
-    ViTImageProcessor(size={"height": 32, "width": 32}, image_mean=[0.5, 0.4, 0.3],
-                      image_std=[0.2, 0.2, 0.2]).save_pretrained(folder)
-    torch.manual_seed(0)
     config = ViTConfig(image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=2,
                        num_attention_heads=2, intermediate_size=64)
-    ViTModel(config).save_pretrained(folder)
-    return folder
+    processor = ViTImageProcessor(size={"height": 32, "width": 32}, image_mean=[0.5, 0.4, 0.3],
+                                  image_std=[0.2, 0.2, 0.2])
+    return save_tiny_hf_model(tmp_path_factory.mktemp("tiny_vit"), ViTModel, config, processor)
 
 
 def test_the_models_processor_prepares_items_in_the_transform(tiny_vit: Path) -> None:

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import anymodal
-from anymodal.testing import check_encoder, check_trains_and_reloads
+from anymodal.testing import check_encoder, check_trains_and_reloads, save_tiny_hf_model
 
 
 @pytest.fixture(scope="module")
@@ -16,15 +16,13 @@ def tiny_videomae(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A randomly initialised 2-layer VideoMAE (4 frames of 32 pixels) and its processor."""
     from transformers import VideoMAEConfig, VideoMAEImageProcessor, VideoMAEModel
 
-    folder = tmp_path_factory.mktemp("tiny_videomae")
-    VideoMAEImageProcessor(size={"shortest_edge": 32},
-                           crop_size={"height": 32, "width": 32}).save_pretrained(folder)
-    torch.manual_seed(0)
     config = VideoMAEConfig(image_size=32, patch_size=8, num_frames=4, tubelet_size=2,
                             hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
                             intermediate_size=64)
-    VideoMAEModel(config).save_pretrained(folder)
-    return folder
+    processor = VideoMAEImageProcessor(size={"shortest_edge": 32},
+                                       crop_size={"height": 32, "width": 32})
+    return save_tiny_hf_model(tmp_path_factory.mktemp("tiny_videomae"), VideoMAEModel,
+                              config, processor)
 
 
 def _options(folder: Path) -> dict:
