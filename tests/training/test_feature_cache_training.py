@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from anymodal.config import load_config
 from anymodal.training import train
-from tests.conftest import PYTHON, REPO
-from tests.training.vector_files import ROWS, logged_losses, write_vector_manifest
+from tests.conftest import REPO
+from tests.training.vector_files import (
+    ROWS,
+    build_cache,
+    cache_entries,
+    logged_losses,
+    train_two_processes,
+    write_vector_manifest,
+)
 
 
 def _overrides(folder: Path, out: str, cache: Path | None, steps: int = 20,
@@ -53,20 +58,12 @@ def test_two_launched_processes_read_one_feature_cache(tmp_path: Path,
     write_vector_manifest(tmp_path)
     cache = tmp_path / "features"
     overrides = _overrides(tmp_path, "two", cache, steps=8)
-    built = subprocess.run([PYTHON, "-m", "anymodal", "cache", "build", "recipes/smoke_clip.yaml",
-                            *overrides, "--no-progress", "--json"], cwd=REPO, env=cli_env,
-                           capture_output=True, text=True, timeout=300)
-    assert built.returncode == 0, built.stderr[-3000:]
-    report = json.loads(built.stdout)
+    report = build_cache(overrides, cli_env)
     assert report["feature_build"]["computed"] == ROWS
     assert report["features"]["a"]["hits"] == ROWS
-    entries = {p: p.stat().st_mtime_ns for p in cache.rglob("*.safetensors")}
+    entries = cache_entries(cache)
     assert len(entries) == ROWS
-    launched = subprocess.run(
-        [str(Path(PYTHON).parent / "accelerate"), "launch", "--multi_gpu", "--num_processes",
-         "2", "-m", "anymodal", "train", "recipes/smoke_clip.yaml", *overrides],
-        cwd=REPO, env=cli_env, capture_output=True, text=True, timeout=600)
-    assert launched.returncode == 0, launched.stderr[-3000:]
+    train_two_processes(overrides, cli_env)
     # both processes only read: every entry is the one the build wrote, none was added
-    assert {p: p.stat().st_mtime_ns for p in cache.rglob("*.safetensors")} == entries
+    assert cache_entries(cache) == entries
     assert len(logged_losses(tmp_path / "two")) == 8

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from anymodal.config import load_config
 from anymodal.training import train
-from tests.conftest import PYTHON, REPO
-from tests.training.vector_files import ROWS, logged_losses, write_vector_manifest
+from tests.conftest import REPO
+from tests.training.vector_files import (
+    ROWS,
+    build_cache,
+    cache_entries,
+    logged_losses,
+    train_two_processes,
+    write_vector_manifest,
+)
 
 
 def _overrides(tmp_path: Path, out: str, cache: Path | None) -> list[str]:
@@ -36,17 +42,10 @@ def test_two_launched_processes_read_one_cache(tmp_path: Path, cli_env: dict[str
                                                ) -> None:
     cache = tmp_path / "cache"
     overrides = _overrides(tmp_path, "two", cache)
-    built = subprocess.run([PYTHON, "-m", "anymodal", "cache", "build", "recipes/smoke_clip.yaml",
-                            *overrides, "--no-progress", "--json"], cwd=REPO, env=cli_env,
-                           capture_output=True, text=True, timeout=300)
-    assert built.returncode == 0, built.stderr[-3000:]
-    entries = {p: p.stat().st_mtime_ns for p in cache.rglob("*.safetensors")}
+    build_cache(overrides, cli_env)
+    entries = cache_entries(cache)
     assert len(entries) == 3 * ROWS
-    launched = subprocess.run(
-        [str(Path(PYTHON).parent / "accelerate"), "launch", "--multi_gpu", "--num_processes",
-         "2", "-m", "anymodal", "train", "recipes/smoke_clip.yaml", *overrides],
-        cwd=REPO, env=cli_env, capture_output=True, text=True, timeout=600)
-    assert launched.returncode == 0, launched.stderr[-3000:]
+    train_two_processes(overrides, cli_env)
     # both processes only read: every entry is the one the build wrote
-    assert {p: p.stat().st_mtime_ns for p in cache.rglob("*.safetensors")} == entries
+    assert cache_entries(cache) == entries
     assert len(logged_losses(tmp_path / "two")) == 12

@@ -1,11 +1,14 @@
-"""A manifest of ``.npy`` vector files, and a run's logged losses: shared by the cache tests."""
+"""Vector-file manifests, cache builds and two-process runs: shared by the cache tests."""
 
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 import numpy as np
+
+from tests.conftest import PYTHON, REPO
 
 ROWS = 32
 
@@ -28,3 +31,27 @@ def logged_losses(run: Path) -> list[float]:
     """The ``train/loss`` values of ``run``'s ``metrics.jsonl``, in order."""
     return [json.loads(line)["train/loss"] for line in (run / "metrics.jsonl").read_text()
             .splitlines() if "train/loss" in line]
+
+
+def cache_entries(cache: Path) -> dict[Path, int]:
+    """Every entry file under ``cache`` with its modification time (ns)."""
+    return {p: p.stat().st_mtime_ns for p in cache.rglob("*.safetensors")}
+
+
+def build_cache(overrides: list[str], env: dict[str, str]) -> dict:
+    """``anymodal cache build`` of the smoke recipe with ``overrides``; its JSON report."""
+    built = subprocess.run([PYTHON, "-m", "anymodal", "cache", "build", "recipes/smoke_clip.yaml",
+                            *overrides, "--no-progress", "--json"], cwd=REPO, env=env,
+                           capture_output=True, text=True, timeout=300)
+    assert built.returncode == 0, built.stderr[-3000:]
+    report: dict = json.loads(built.stdout)
+    return report
+
+
+def train_two_processes(overrides: list[str], env: dict[str, str]) -> None:
+    """The smoke recipe under ``accelerate launch`` with two CPU processes (gloo)."""
+    launched = subprocess.run(
+        [str(Path(PYTHON).parent / "accelerate"), "launch", "--multi_gpu", "--num_processes",
+         "2", "-m", "anymodal", "train", "recipes/smoke_clip.yaml", *overrides],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert launched.returncode == 0, launched.stderr[-3000:]
