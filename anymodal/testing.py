@@ -29,6 +29,7 @@ __all__ = [
     "check_data_error",
     "check_encoder",
     "check_modality",
+    "check_prepared",
     "check_registered",
     "check_trains_and_reloads",
     "imported_modules",
@@ -317,3 +318,30 @@ def save_tiny_hf_model(folder: str | Path, model_class: Any, config: Any,
     torch.manual_seed(seed)
     model_class(config).save_pretrained(folder)
     return folder
+
+
+def check_prepared(spec: ModalitySpec, raw: Any, seeds: int = 3) -> Any:
+    """Assert that ``transform`` gives the same item from ``prepare(raw)`` as from ``raw``.
+
+    The contract of a modality's ``prepare`` (the deterministic prefix the sample cache
+    stores): training and evaluation items are equal bit for bit, under the same random
+    state, whether the transform starts from the loaded item or from its prepared form.
+
+    Args:
+        spec: the modality (it must declare ``prepare``).
+        raw: a loaded item (``spec.load(source)``).
+        seeds: how many random states to compare, in each mode.
+
+    Returns:
+        The prepared item, for further checks.
+    """
+    assert spec.prepare is not None, f"modality {spec.name!r} declares no prepare"
+    prepared = spec.prepare(raw)
+    for train in (True, False):
+        for seed in range(seeds):
+            torch.manual_seed(seed)
+            direct = spec.transform(raw, train)
+            torch.manual_seed(seed)
+            _assert_same(direct, spec.transform(prepared, train),
+                         f"{spec.name}: the item from prepare differs (train={train}, seed={seed})")
+    return prepared
