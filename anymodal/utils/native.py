@@ -15,8 +15,11 @@ import tempfile
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
-__all__ = ["CapturedStderr", "capture_native_stderr", "strip_native_prefix"]
+from anymodal.errors import DataError
+
+__all__ = ["CapturedStderr", "capture_native_stderr", "decoder_error", "strip_native_prefix"]
 
 # fd 2 is process-wide: two threads must not swap it at the same time.
 _LOCK = threading.Lock()
@@ -48,6 +51,29 @@ def strip_native_prefix(line: str) -> str:
         tail = line.split(".cc:", 1)[1]
         line = tail.split(":", 1)[1].strip() if ":" in tail else tail
     return line
+
+
+def decoder_error(failure: BaseException, captured: CapturedStderr, source: Any,
+                  stream: str, cannot: str) -> DataError:
+    """The :class:`DataError` of a media file that decord/FFmpeg could not read.
+
+    The decoder's exception and what it printed are read together: a missing stream and a
+    missing file get their own plain message; anything else keeps the decoder's reason.
+
+    Args:
+        failure: what the decoder raised.
+        captured: what it wrote to fd 2 meanwhile.
+        source: the file (or bytes) the error names.
+        stream: ``"audio"`` or ``"video"``, the stream that was looked for.
+        cannot: what failed, said to the user (``"cannot open the video (corrupt, ...)"``).
+    """
+    text = f"{failure} {captured.text}"
+    if f"find {stream} stream" in text:
+        return DataError(source, f"has no {stream} stream")
+    if "No such file" in text:
+        return DataError(source, "file not found")
+    reason = captured.reason() or strip_native_prefix(str(failure).splitlines()[-1])
+    return DataError(source, f"{cannot}: {reason}")
 
 
 @contextmanager

@@ -19,7 +19,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from anymodal import DataError, capture_native_stderr, strip_native_prefix
+from anymodal import DataError, capture_native_stderr
+from anymodal.utils.native import decoder_error
 from anymodal_audio.config import AudioConfig
 
 __all__ = ["CONTAINER_EXTENSIONS", "EAGER_SECONDS", "SOUNDFILE_EXTENSIONS", "SeekableAudio",
@@ -198,14 +199,8 @@ def _read_with_decord(file: Any, name: Any, config: AudioConfig) -> torch.Tensor
         except Exception as exc:  # decord raises DECORDError/RuntimeError with native text
             failure = exc
     if failure is not None:
-        text = f"{failure} {err.text}"
-        if "find audio stream" in text:
-            raise DataError(name, "has no audio stream")
-        if "No such file" in text:
-            raise DataError(name, "file not found")
-        reason = err.reason() or strip_native_prefix(str(failure).splitlines()[-1])
-        raise DataError(name, f"cannot decode the audio track (corrupt, truncated or not a "
-                        f"media file): {reason}")
+        raise decoder_error(failure, err, name, "audio", "cannot decode the audio track "
+                            "(corrupt, truncated or not a media file)")
     samples = torch.from_numpy(np.array(samples, dtype=np.float32, copy=True))
     if torch.isfinite(samples).all() and samples.abs().max() > _DECODED_LIMIT:
         raise DataError(name, f"decoded samples reach {samples.abs().max():.3g}, far outside "

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from anymodal import DataError, capture_native_stderr, strip_native_prefix
+from anymodal.utils.native import decoder_error
 from anymodal_video.config import VideoConfig
 
 __all__ = ["VideoSource", "load_video"]
@@ -158,14 +159,8 @@ def _open_with_decord(file: Any, name: Any, config: VideoConfig) -> VideoSource:
 
 def _open_error(failure: Exception, err: Any, name: Any) -> DataError:
     """The :class:`DataError` of a video decord could not open."""
-    text = f"{failure} {err.text}"
-    if "find video stream" in text:
-        return DataError(name, "has no video stream")
-    if "No such file" in text:
-        return DataError(name, "file not found")
-    reason = err.reason() or strip_native_prefix(str(failure).splitlines()[-1])
-    return DataError(name, f"cannot open the video (corrupt, truncated or not a video "
-                     f"file): {reason}")
+    return decoder_error(failure, err, name, "video",
+                         "cannot open the video (corrupt, truncated or not a video file)")
 
 
 def _first_frame_checked(decode: Callable[[list[int]], torch.Tensor], name: Any,
