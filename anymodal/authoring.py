@@ -55,6 +55,7 @@ __all__ = [
     "derive_modality",
     "encoder",
     "plugin_hooks",
+    "synthetic_labels",
 ]
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -398,3 +399,20 @@ def derive_encoder(name: str, base: str, modality: str,
     return dataclasses.replace(parent, name=name, modality=modality,
                                description=description or f"{parent.description} "
                                f"(as {name!r}, from {base!r})")
+
+
+def synthetic_labels(n: int, generator: Any, labels: Any, num_classes: int) -> list[int]:
+    """The class of each of ``n`` synthetic items, for a modality's ``synthesize``.
+
+    Args:
+        n: number of items.
+        generator: the ``torch.Generator`` every random choice comes from.
+        labels: the classes asked for (``LongTensor[>= n]``, wrapped into
+            ``[0, num_classes)``), or ``None``: drawn uniformly from ``generator``.
+        num_classes: classes the modality can draw.
+    """
+    import torch  # not at import time: listing plugins stays light
+
+    if labels is None:
+        labels = torch.randint(0, num_classes, (n,), generator=generator)
+    return [int(label) % num_classes for label in torch.as_tensor(labels)[:n].tolist()]

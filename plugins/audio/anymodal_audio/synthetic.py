@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from anymodal.authoring import synthetic_labels
 from anymodal_audio.config import AudioConfig
 from anymodal_audio.transforms import transform_audio
 
@@ -39,13 +40,8 @@ def synthesize_audio(n: int, generator: torch.Generator, labels: torch.Tensor | 
         config: the modality's options (defaults to :class:`AudioConfig`).
     """
     config = config or AudioConfig()
-    if labels is None:
-        labels = torch.randint(0, config.num_classes, (n,), generator=generator)
-    return [
-        transform_audio(synth_waveform(int(label) % config.num_classes, generator, config),
-                        train=False, config=config)
-        for label in labels[:n].tolist()
-    ]
+    return [transform_audio(synth_waveform(label, generator, config), train=False, config=config)
+            for label in synthetic_labels(n, generator, labels, config.num_classes)]
 
 
 def synth_waveform(label: int, generator: torch.Generator, config: AudioConfig) -> torch.Tensor:

@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 
+from anymodal.authoring import synthetic_labels
 from anymodal_graph.config import GraphConfig
 from anymodal_graph.io import RawGraph
 from anymodal_graph.transforms import transform_graph
@@ -87,7 +88,5 @@ def synthesize_graphs(n: int, generator: torch.Generator, labels: torch.Tensor |
                       config: GraphConfig | None = None) -> list[Any]:
     """``n`` eval-transformed ``Data`` items; item ``i`` is family ``labels[i] % 5``."""
     config = config or GraphConfig()
-    if labels is None:
-        labels = torch.randint(0, len(FAMILIES), (n,), generator=generator)
     return [transform_graph(make_family(label, generator, config), False, config)
-            for label in labels.tolist()[:n]]
+            for label in synthetic_labels(n, generator, labels, len(FAMILIES))]

@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 import torch
 
+from anymodal.authoring import synthetic_labels
 from anymodal_pointcloud.config import PointCloudConfig
 from anymodal_pointcloud.io import RawPointCloud
 from anymodal_pointcloud.transforms import rotation_about, transform_pointcloud
@@ -129,10 +130,8 @@ def synthesize_pointclouds(n: int, generator: torch.Generator,
         each item: ``[config.num_points, config.channels]``.
     """
     config = config or PointCloudConfig()
-    if labels is None:
-        labels = torch.randint(0, len(PRIMITIVES), (n,), generator=generator)
     items = []
-    for label in labels.tolist()[:n]:
+    for label in synthetic_labels(n, generator, labels, len(PRIMITIVES)):
         raw = sample_primitive(label, config.num_points, generator, config.synth_noise,
                                config.up_axis)
         items.append(transform_pointcloud(raw, train=False, config=config))

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from anymodal.authoring import synthetic_labels
 from anymodal_video.config import VideoConfig
 from anymodal_video.transforms import apply_processor, normalize
 
@@ -36,10 +37,8 @@ def synthesize_video(n: int, generator: torch.Generator, labels: torch.Tensor | 
         config: the modality's options (defaults to :class:`VideoConfig`).
     """
     config = config or VideoConfig()
-    if labels is None:
-        labels = torch.randint(0, config.num_classes, (n,), generator=generator)
-    clips = [moving_shapes(int(label) % config.num_classes, generator, config.num_frames,
-                           config.size, config.size) for label in labels[:n].tolist()]
+    clips = [moving_shapes(label, generator, config.num_frames, config.size, config.size)
+             for label in synthetic_labels(n, generator, labels, config.num_classes)]
     if config.processor:  # the model's own processor reads uint8 frames, as from a file
         return [apply_processor((clip * 255).round().to(torch.uint8), False, config)
                 for clip in clips]
