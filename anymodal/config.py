@@ -36,6 +36,7 @@ __all__ = [
     "ModelConfig",
     "ObjectiveConfig",
     "OptimConfig",
+    "SourceConfig",
     "TrainConfig",
     "check_ranges",
     "load_config",
@@ -81,23 +82,25 @@ class ModelConfig:
         embed_dim: width of the shared embedding space.
         head: projection head, ``linear`` or ``mlp``.
         normalize: L2-normalise the embeddings.
-        logit_scale_init: initial multiplier of the similarities (1/temperature).
+        logit_scale_init: initial multiplier of the similarities (1/temperature); ``null``:
+            the objective's (``logit_scale_default``: 5 for ``mv_infonce``), else 1/0.07.
         logit_scale_max: the learned multiplier is clamped at this value.
         learn_logit_scale: learn the multiplier, or keep it fixed.
         gradient_checkpointing: recompute encoder activations in the backward pass.
-        center: subtract a running mean of each head's outputs before normalising (see
-            ``anymodal.model.core.ProjectionHead``): fresh encoders embed every row in
-            nearly one direction, where sigmoid, volume and product objectives stall.
+        center: subtract each head's batch mean (its running mean in evaluation) before
+            normalising (see ``anymodal.model.core.ProjectionHead``): fresh encoders embed
+            every row in nearly one direction, where sigmoid and multi-view objectives
+            collapse. ``null``: the objective's default (on for ``siglip``, ``mv_infonce``).
     """
 
     embed_dim: int = 128
     head: str = "linear"
     normalize: bool = True
-    logit_scale_init: float = 1 / 0.07
+    logit_scale_init: float | None = None
     logit_scale_max: float = 100.0
     learn_logit_scale: bool = True
     gradient_checkpointing: bool = False
-    center: bool = False
+    center: bool | None = None
 
 
 @dataclass
@@ -115,12 +118,41 @@ class ObjectiveConfig:
 
 
 @dataclass
+class SourceConfig:
+    """One source of a mixture (``data.train.sources``: :mod:`anymodal.data.mixture`).
+
+    Args:
+        kind: ``manifest`` or ``synthetic`` (a source is sampled by row index).
+        path: the manifest file.
+        size: number of rows of a synthetic source.
+        seed: seed of a synthetic source (sources should differ).
+        missing: synthetic only: per modality key, the fraction of rows without it.
+        label_key: the manifest column holding class labels (optional).
+        root: the folder a manifest's paths may point into (``null``: its own folder).
+        modalities: the recipe's modality keys this source provides (``null``: all of
+            them); the others are missing from its rows and never loaded.
+        weight: the source's share of the draws, relative to the other sources' weights.
+    """
+
+    kind: str = "manifest"
+    path: str | None = None
+    size: int = 512
+    seed: int = 0
+    missing: dict[str, float] = field(default_factory=dict)
+    label_key: str = "label"
+    root: str | None = None
+    modalities: list[str] | None = None
+    weight: float = 1.0
+
+
+@dataclass
 class DatasetConfig:
     """One split's data.
 
     Args:
         kind: ``synthetic`` (each plugin's ``synthesize``), ``manifest`` (JSONL/CSV rows of
-            paths) or ``webdataset`` (tar shards, streamed).
+            paths), ``webdataset`` (tar shards, streamed) or ``mixture`` (the ``sources``,
+            sampled by weight).
         path: the manifest file, or the shard pattern (``data/shard-{000..009}.tar``).
         size: number of rows of a synthetic set.
         seed: seed of a synthetic set (train and val must differ).
@@ -128,6 +160,10 @@ class DatasetConfig:
         label_key: the manifest column holding class labels (optional).
         root: the folder a manifest's paths may point into (``null``: the manifest's own
             folder); a path that leaves it is a bad row.
+        sources: ``mixture`` only: the paired data sets, each with its own modalities and
+            sampling weight.
+        mixing: ``mixture`` only: ``ratio`` (every batch mixes the sources by weight) or
+            ``batch`` (each global batch comes from one source, picked by weight).
     """
 
     kind: str = "synthetic"
@@ -137,6 +173,8 @@ class DatasetConfig:
     missing: dict[str, float] = field(default_factory=dict)
     label_key: str = "label"
     root: str | None = None
+    sources: list[SourceConfig] = field(default_factory=list)
+    mixing: str = "ratio"
 
 
 @dataclass
@@ -149,6 +187,23 @@ class SampleCacheConfig:
     """
 
     dir: str = "cache/samples"
+    modalities: list[str] | None = None
+
+
+@dataclass
+class FeatureCacheConfig:
+    """The frozen-feature cache (:mod:`anymodal.data.feature_cache`).
+
+    Args:
+        dir: the folder that holds it (shared by runs and ``anymodal cache build``).
+        modalities: the recipe keys whose frozen encoders' outputs are cached (``null``:
+            every frozen modality). Each must have ``freeze: true`` with no ``lora`` and no
+            ``trainable`` layers, and a deterministic training transform. Rows read from
+            manifests are cached (synthetic rows are encoded every time; webdataset
+            splits are refused).
+    """
+
+    dir: str = "cache/features"
     modalities: list[str] | None = None
 
 
@@ -168,6 +223,8 @@ class DataConfig:
         load_timeout: seconds one item may take to load and transform before its row is
             bad (a FIFO, a stalled network file system); ``0``: no limit.
         cache: the sample cache: each item's decoded part stored once (``null``: none).
+        feature_cache: the frozen-feature cache: each item's frozen encoder output stored
+            once, so that a frozen tower runs only on the first pass (``null``: none).
     """
 
     train: DatasetConfig = field(default_factory=DatasetConfig)
@@ -179,6 +236,7 @@ class DataConfig:
     max_bad_fraction: float = 0.1
     load_timeout: float = 60.0
     cache: SampleCacheConfig | None = None
+    feature_cache: FeatureCacheConfig | None = None
 
 
 @dataclass
@@ -264,6 +322,13 @@ class TrainConfig:
             to each process after its DataLoader workers, at least 1).
         modality_dropout: subset-consistent training (rows hide random modalities).
         overwrite: allow a run in an ``output_dir`` that holds another run's files.
+        init_from: a saved model folder (a run's ``model/``) to start from: its modalities
+            are built as saved, loaded and frozen (encoders, heads, missing embeddings), and
+            the recipe's new modality keys are the ones trained
+            (:mod:`anymodal.training.init_from`). ``null``: a fresh model.
+        init_from_logit_scale: with ``init_from``, the logit scale: ``frozen`` (the saved
+            value), ``train`` (the saved value, then learned) or ``recipe``
+            (``model.logit_scale_init``).
     """
 
     max_steps: int = 100
@@ -283,6 +348,8 @@ class TrainConfig:
     threads: int | None = None
     modality_dropout: ModalityDropoutConfig = field(default_factory=ModalityDropoutConfig)
     overwrite: bool = False
+    init_from: str | None = None
+    init_from_logit_scale: str = "frozen"
 
 
 @dataclass
@@ -318,12 +385,15 @@ class ExperimentConfig:
 
 _CHOICES: dict[str, tuple[str, ...]] = {
     "model.head": ("linear", "mlp"),
-    "data.train.kind": ("synthetic", "manifest", "webdataset"),
-    "data.val.kind": ("synthetic", "manifest", "webdataset"),
+    "data.train.kind": ("synthetic", "manifest", "webdataset", "mixture"),
+    "data.val.kind": ("synthetic", "manifest", "webdataset", "mixture"),
+    "data.train.mixing": ("ratio", "batch"),
+    "data.val.mixing": ("ratio", "batch"),
     "data.on_error": ("skip", "raise"),
     "eval.positives": ("source", "label"),
     "optim.schedule": ("cosine", "linear", "constant"),
     "train.mixed_precision": ("no", "fp16", "bf16"),
+    "train.init_from_logit_scale": ("frozen", "train", "recipe"),
 }
 
 
@@ -338,6 +408,10 @@ _RANGES: tuple[tuple[str, str], ...] = (
     ("data.*.size", "[1, inf)"),
     ("data.*.seed", "[0, inf)"),
     ("data.*.missing.*", "[0, 1]"),
+    ("data.*.sources.*.weight", "(0, inf)"),
+    ("data.*.sources.*.size", "[1, inf)"),
+    ("data.*.sources.*.seed", "[0, inf)"),
+    ("data.*.sources.*.missing.*", "[0, 1]"),
     ("data.batch_size", "[1, inf)"),
     ("data.num_workers", "[0, inf)"),
     ("data.max_bad_fraction", "[0, 1]"),
@@ -405,7 +479,7 @@ def check_ranges(config: DictConfig) -> None:
                 raise ConfigError(f"config key {key!r} is {value!r}; expected a finite "
                                   f"number in {interval}")
     model = plain["model"] if isinstance(plain, dict) else {}
-    if model["logit_scale_init"] > model["logit_scale_max"]:
+    if (model["logit_scale_init"] or 0.0) > model["logit_scale_max"]:
         raise ConfigError(f"config key 'model.logit_scale_init' is {model['logit_scale_init']}"
                           f", above model.logit_scale_max ({model['logit_scale_max']})")
 
@@ -494,9 +568,12 @@ def validate_config(config: DictConfig) -> None:
             )
     if not config.modalities:
         raise ConfigError("config key 'modalities' is empty: name at least one modality")
+    for split in ("train", "val"):
+        _check_sources(config, split)
     manager = get_plugin_manager()
     for key, mod in config.modalities.items():
         _check_modality(str(key), mod, manager)
+    _check_feature_cache(config)
     name = config.objective.name
     if name not in manager.objectives:
         raise ConfigError(
@@ -543,6 +620,60 @@ def _check_modality(key: str, mod: Any, manager: Any) -> None:
                      f"encoder {encoder!r}")
     except ConfigError as exc:
         raise ConfigError(f"{where}.params: {exc}") from None
+
+
+def _check_sources(config: DictConfig, split: str) -> None:
+    """A ``mixture`` split lists sources of known modalities; other kinds list none."""
+    node = config.data.get(split)
+    if node is None:
+        return
+    sources = node.get("sources") or []
+    if node.kind != "mixture":
+        if sources:
+            raise ConfigError(f"data.{split}.sources is set but data.{split}.kind is "
+                              f"{node.kind!r}; sources need kind: mixture")
+        return
+    if not sources:
+        raise ConfigError(f"data.{split}.kind is 'mixture' but data.{split}.sources is "
+                          "empty: list at least one source")
+    keys = [str(k) for k in config.modalities]
+    for i, source in enumerate(sources):
+        where = f"data.{split}.sources[{i}]"
+        if source.kind not in ("manifest", "synthetic"):
+            raise ConfigError(f"{where}.kind is {source.kind!r}; expected manifest or "
+                              "synthetic (streamed shards cannot be sampled by index)")
+        if source.kind == "manifest" and not source.path:
+            raise ConfigError(f"{where} is a manifest source without a 'path'")
+        for key in source.modalities if source.modalities is not None else keys:
+            if key not in keys:
+                raise ConfigError(f"{where}.modalities: {key!r} is not a modality of the "
+                                  f"recipe; {suggest(str(key), keys)}")
+        if source.modalities is not None and not source.modalities:
+            raise ConfigError(f"{where}.modalities is empty: name at least one modality")
+
+
+def _check_feature_cache(config: DictConfig) -> None:
+    """``data.feature_cache`` names modalities that exist and are frozen whole."""
+    cache = config.data.get("feature_cache")
+    if cache is None:
+        return
+    for split in ("train", "val"):
+        node = config.data.get(split)
+        if node is not None and node.kind == "webdataset":
+            # a shard hands each binary item over as a fresh temporary file: no stable key
+            raise ConfigError(f"data.feature_cache cannot serve data.{split}.kind "
+                              "'webdataset' (streamed items have no stable file to key their "
+                              "features by); use a manifest, or set data.feature_cache: null")
+    for key in cache.modalities or []:
+        mod = config.modalities.get(key)
+        if mod is None:
+            raise ConfigError(f"data.feature_cache.modalities names {key!r}, which the recipe "
+                              f"does not have; valid: {sorted(config.modalities)}")
+        if not mod.freeze or mod.lora or mod.trainable:
+            raise ConfigError(
+                f"data.feature_cache.modalities names {key!r}, whose encoder trains "
+                f"(modalities.{key}.freeze must be true, with no lora and no trainable): "
+                "its features change at every step and cannot be cached")
 
 
 def _install_hint(kind: str) -> str:

@@ -12,6 +12,7 @@ import math
 import os
 import weakref
 from collections.abc import Iterable, Mapping
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -22,15 +23,22 @@ from torch.utils.checkpoint import checkpoint
 
 from anymodal._version import __version__
 from anymodal.config import ExperimentConfig, load_config, plain, to_yaml
+from anymodal.data.guard import NONFINITE_KEY, embed_finite
 from anymodal.errors import ArtifactError, ConfigError
 from anymodal.model import io
 from anymodal.model.embed import embed_items
 from anymodal.model.lora import adapt_encoder, save_adapters
 from anymodal.model.provenance import check_plugins, provenance
+from anymodal.objectives.row_state import batch_rows
 from anymodal.plugin_host.manager import create_encoder, create_objective, get_modality
 from anymodal.types import PRESENT_KEY, Batch, ModalitySpec
 
-__all__ = ["MultiModalModel", "ProjectionHead", "build_model", "load_model", "save_model"]
+__all__ = ["DEFAULT_LOGIT_SCALE", "MultiModalModel", "ProjectionHead", "build_model", "load_model",
+           "save_model"]
+
+#: The initial logit scale of a recipe that sets none and an objective that prefers none
+#: (CLIP's temperature 0.07).
+DEFAULT_LOGIT_SCALE = 1 / 0.07
 
 # model -> (key of each tensor's storage and version counter, fingerprint): hashing every
 # weight costs a pass over the model, and an optimiser step bumps the version counter.
@@ -42,19 +50,28 @@ _FINGERPRINTS: weakref.WeakKeyDictionary[Any, tuple[tuple[Any, ...], str]] = (
 class ProjectionHead(nn.Module):
     """Maps an encoder's features to the shared space.
 
-    With ``center``, a running mean of the head's outputs (an exponential moving average
-    over training batches, as DINO centres its teacher) is subtracted before the
-    embedding is normalised. Fresh encoders put every row of a modality in nearly the same
-    direction (mean pairwise cosine ~0.9 at initialisation): objectives that are not
-    invariant to a shift shared by all logits (sigmoid, multi-view, volumes, products) can
-    lower their loss by moving every logit together and stay there. Centring removes that
-    shared direction; it needs no gradient and is a fixed subtraction in evaluation.
+    With ``center``, each training batch's mean output is subtracted (with its gradient,
+    as BatchNorm centres, without scaling) before the embedding is normalised, and a
+    running mean of those batch means (an exponential moving average) is subtracted in
+    evaluation. Why: fresh encoders put every row of a modality in nearly one direction
+    (mean pairwise cosine 0.8-0.9 on the digits study). For an objective that is not
+    invariant to a shift shared by all of a row's logits (sigmoid, multi-view), the
+    positives then pull every row towards the other modality's *mean*: the loss falls
+    fastest by collapsing each modality onto one vector, and the collapse is a fixed point
+    (no row differs from another, so no gradient tells them apart). Subtracting the batch
+    mean with its gradient leaves the head no shared direction to grow; subtracting only a
+    running mean (no gradient) lags behind, and the head outruns it within ten steps
+    (measured: ``benchmarks/results/objective_curves.md``).
+
+    The training output of a row depends on the other rows of its (micro-)batch, as with
+    BatchNorm: gradient caching and several processes centre each micro-batch / process
+    by its own mean.
 
     Args:
         width: the encoder's output width.
         embed_dim: the shared embedding width.
         kind: ``linear`` (no bias, as CLIP) or ``mlp`` (two layers with GELU).
-        center: subtract the running mean of the outputs.
+        center: subtract the batch mean in training, its running mean in evaluation.
         momentum: how much of the running mean each training batch keeps.
 
     Shapes:
@@ -86,14 +103,18 @@ class ProjectionHead(nn.Module):
         out = self.net(features)
         if not self.centered:
             return out
-        if self.training and out.shape[0] > 1 and torch.is_grad_enabled():
-            # The first batch sets the centre itself, so training starts centred.
+        if not (self.training and out.shape[0] > 1):
+            return out - self.center.to(out.dtype)
+        mean = out.mean(0)
+        # Only a pass that back-propagates moves the running mean: gradient caching's
+        # first, gradient-free pass over the same rows must not count them twice.
+        if torch.is_grad_enabled():
             with torch.no_grad():
-                mean = out.detach().float().mean(0)
+                # The first batch sets the running mean itself (no pull towards zero).
                 keep = self.momentum if int(self.batches_seen) > 0 else 0.0
-                self.center.mul_(keep).add_(mean, alpha=1.0 - keep)
+                self.center.mul_(keep).add_(mean.detach().float(), alpha=1.0 - keep)
                 self.batches_seen.add_(1)
-        return out - self.center.to(out.dtype)
+        return out - mean
 
 
 class MultiModalModel(nn.Module):
@@ -124,6 +145,11 @@ class MultiModalModel(nn.Module):
         self.missing = nn.ParameterDict()
         self.adapted: set[str] = set()
         self.saved_config_yaml: str | None = None  # set by from_pretrained
+        objective = create_objective(config.objective.name, **plain(config.objective.params))
+        # model.center null (the default): the objective's choice (``center_default``).
+        center = config.model.center
+        if center is None:
+            center = bool(getattr(objective, "center_default", False))
         for key, mod in config.modalities.items():
             kind = mod.modality or key
             spec = get_modality(kind, **plain(mod.options))
@@ -135,21 +161,26 @@ class MultiModalModel(nn.Module):
             self.encoder_names[key] = name
             self.encoders[key] = encoder
             self.heads[key] = ProjectionHead(encoder.width, self.embed_dim, config.model.head,
-                                             center=bool(config.model.center))
+                                             center=bool(center))
             self.missing[key] = nn.Parameter(torch.randn(self.embed_dim) * 0.02)
             if mod.freeze and key not in self.adapted:
                 encoder.requires_grad_(False)
                 encoder.eval()
         self.frozen = {key for key, mod in config.modalities.items()
                        if mod.freeze and key not in self.adapted}
-        init = math.log(float(config.model.logit_scale_init))
+        # Keys loaded and frozen whole by train.init_from (anymodal.training.init_from):
+        # their heads stay in eval mode too, so that a centred head's running mean holds.
+        self.bound: set[str] = set()
+        # model.logit_scale_init null (the default): the objective's, else CLIP's 1/0.07.
+        scale = config.model.logit_scale_init
+        if scale is None:
+            scale = getattr(objective, "logit_scale_default", DEFAULT_LOGIT_SCALE)
+        init = math.log(float(scale))
         self.log_logit_scale = nn.Parameter(
             torch.tensor(init), requires_grad=bool(config.model.learn_logit_scale)
         )
         self.logit_scale_max = float(config.model.logit_scale_max)
-        self.objective = create_objective(
-            config.objective.name, **plain(config.objective.params)
-        )
+        self.objective = objective
 
     # -- modes -----------------------------------------------------------------------------
 
@@ -158,6 +189,8 @@ class MultiModalModel(nn.Module):
         super().train(mode)
         for key in self.frozen:
             self.encoders[key].eval()
+        for key in self.bound:
+            self.heads[key].eval()
         return self
 
     @property
@@ -182,8 +215,12 @@ class MultiModalModel(nn.Module):
         encoder = self.encoders[key]
         use_ckpt = (self.config.model.gradient_checkpointing and self.training
                     and key not in self.frozen and torch.is_grad_enabled())
-        features = (checkpoint(encoder, collated, use_reentrant=False) if use_ckpt
-                    else encoder(collated))
+        cached = getattr(collated, "anymodal_features", None)
+        if cached is not None:  # a frozen encoder's features, from the feature cache
+            features = cached(encoder)
+        else:
+            features = (checkpoint(encoder, collated, use_reentrant=False) if use_ckpt
+                        else encoder(collated))
         embedding = self.heads[key](features.float())
         return self._normalise(embedding)
 
@@ -226,11 +263,22 @@ class MultiModalModel(nn.Module):
         return out
 
     def compute_loss(self, batch: Batch) -> dict[str, torch.Tensor]:
-        """Embed ``batch`` and apply the objective: ``{"loss": scalar, named parts...}``."""
-        embeddings = self.embed_batch(batch)
+        """Embed ``batch`` and apply the objective: ``{"loss": scalar, named parts...}``.
+
+        Rows whose embeddings are NaN or infinite (a finite input that overflows an
+        encoder) are left out of the loss while two rows remain; the output then also
+        holds ``nonfinite_rows`` (:func:`anymodal.data.guard.nonfinite_rows`).
+        """
+        # Rows whose embeddings overflow are embedded again without them (data.guard).
+        whole = batch
+        batch, embeddings, flags = embed_finite(self.embed_batch, batch, self,
+                                                list(self.encoders))
         present = {k: v.to(self.device) for k, v in batch.get(PRESENT_KEY, {}).items()
                    if k in embeddings}
-        return self.objective(embeddings, self.logit_scale(), present or None)
+        # Rows were dropped: an objective with per-row state gets the kept rows' indices.
+        with nullcontext() if batch is whole else batch_rows(self.objective, batch):
+            out = self.objective(embeddings, self.logit_scale(), present or None)
+        return out if flags is None else {**out, NONFINITE_KEY: flags}
 
     def missing_embeddings(self, absent: Iterable[str]) -> dict[str, torch.Tensor]:
         """The learned missing embeddings of ``absent`` modalities, as training used them.
@@ -307,21 +355,28 @@ class MultiModalModel(nn.Module):
         folder = Path(directory)
         manifest = io.read_manifest(folder)
         check_plugins(manifest, folder)
-        model = cls(load_config(folder / io.CONFIG_FILE))
+        text = (folder / io.CONFIG_FILE).read_text(encoding="utf-8")
+        config = load_config(folder / io.CONFIG_FILE)
+        saved = OmegaConf.create(text)
+        if not (isinstance(saved, DictConfig) and "center" in saved.get("model", {})):
+            # Saved before model.center existed: trained uncentred, whatever the objective's
+            # default is now (the folder has no centring buffers).
+            config.model.center = False
+        model = cls(config)
         # The model's identity is the config as saved: re-resolving it adds the defaults of
         # options introduced since, which must not make an older folder unloadable.
-        model.saved_config_yaml = (folder / io.CONFIG_FILE).read_text(encoding="utf-8")
+        model.saved_config_yaml = text
         state = io.read_weights(folder, map_location)
-        weights, config = folder / io.WEIGHTS_FILE, folder / io.CONFIG_FILE
+        weights, config_file = folder / io.WEIGHTS_FILE, folder / io.CONFIG_FILE
         try:
             missing, unexpected = model.load_state_dict(state, strict=False)
         except RuntimeError as exc:  # shapes differ from what config.yaml builds
-            raise ConfigError(f"{weights} does not match {config}: "
+            raise ConfigError(f"{weights} does not match {config_file}: "
                               f"{str(exc).splitlines()[-1].strip()}") from None
         # safetensors drops tensors that share storage; they come back through their twin.
         missing = [k for k in missing if k not in _shared_names(model)]
         if missing or unexpected:
-            raise ConfigError(f"{weights} does not match {config}: "
+            raise ConfigError(f"{weights} does not match {config_file}: "
                               f"missing {missing[:5]}, unexpected {unexpected[:5]}")
         if model.fingerprint() != manifest["fingerprint"]:
             raise ArtifactError(

@@ -52,7 +52,9 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
+from anymodal.data.guard import NONFINITE_KEY, finite_rows, nonfinite_rows, running_stats
 from anymodal.errors import ConfigError
+from anymodal.objectives.row_state import batch_rows
 from anymodal.training.microbatches import presence_masks, split_batch
 from anymodal.types import Batch
 
@@ -224,6 +226,7 @@ class GradCache:
         device = self.device
         self._pieces = split_batch(batch, list(self.model.encoders), self.micro_batch)
         self._states = []
+        saved = running_stats(self.model)  # type: ignore[arg-type]
         parts: list[dict[str, Tensor]] = []
         with torch.no_grad():
             for piece in self._pieces:
@@ -235,11 +238,18 @@ class GradCache:
         self._cached = {key: torch.cat([p[key] for p in parts]).requires_grad_()
                         for key in parts[0]}
         parts.clear()  # the loss below should find one copy of the embeddings, not two
+        flags = nonfinite_rows(self._cached, list(self.model.encoders))
+        kept = None if flags is None else finite_rows(batch, flags, self.model.encoders, saved)
+        if kept is not None and flags is not None:  # rows that overflow an encoder
+            return {**self.forward(kept), NONFINITE_KEY: flags}  # (data.guard): without them
         present = {key: mask.to(device) for key, mask in
                    presence_masks(batch, list(self._cached))[1].items()}
-        with self.autocast():
-            return self.model.objective(self._cached, self.model.logit_scale(),
-                                        present or None)
+        # The loss runs once per step (stage 3 only re-embeds): per-row states such as
+        # global_contrastive's are read and updated here, once, with the batch's row indices.
+        with self.autocast(), batch_rows(self.model.objective, batch):
+            out = self.model.objective(self._cached, self.model.logit_scale(),
+                                       present or None)
+        return out if flags is None else {**out, NONFINITE_KEY: flags}
 
     def backward(self, sync: bool = True) -> None:
         """Stage 3: re-embed each micro-batch with graph and back-propagate its slice.

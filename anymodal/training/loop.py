@@ -34,10 +34,14 @@ from torch.utils.data import IterableDataset
 
 from anymodal.config import load_config
 from anymodal.data.build import build_dataloader, build_dataset, default_num_workers
+from anymodal.data.collate import BadRow
+from anymodal.data.feature_cache import with_feature_cache
+from anymodal.data.guard import NONFINITE_KEY, nonfinite_bad_rows
 from anymodal.data.sample_cache import with_sample_cache
 from anymodal.data.subsets import ModalityDropout
 from anymodal.errors import AnymodalError
 from anymodal.model import MultiModalModel
+from anymodal.objectives.row_state import batch_rows
 from anymodal.plugin_host.manager import get_plugin_manager
 from anymodal.utils.progress import progress_bar
 
@@ -48,6 +52,7 @@ from .context import Run, TrainContext
 from .evaluate import evaluate
 from .generators import ModuleGenerators
 from .gradcache import GradCache
+from .init_from import check_init_from, initial_model
 from .optim import build_optimizer, build_scheduler
 from .policies import (
     agree_before_step,
@@ -105,6 +110,7 @@ def train(config: DictConfig) -> TrainResult:
         A :class:`TrainResult`; ``stopped`` is true when a signal ended the run early.
     """
     started = time.perf_counter()
+    check_init_from(config)  # its mistakes refused before the output folder is claimed
     # 0. Own the output folder: its lock, this run's id, no other run's files adopted.
     record, lock = _claim_output_dir(config)
     try:
@@ -255,16 +261,20 @@ def _build(config: DictConfig, run_id: str) -> Run:
     set_seed(config.train.seed)
     if config.train.deterministic:
         torch.use_deterministic_algorithms(True, warn_only=True)
-    model = MultiModalModel(config)
+    # train.init_from: the saved model's modalities loaded and frozen, the recipe's new ones
+    config, model = initial_model(config)
     data = config.data
     specs = with_sample_cache(model.modalities, data.get("cache"))  # loads read the cache
+    # frozen encoders' features read from the feature cache (computed on the first pass)
+    specs = with_feature_cache(specs, model, data.get("feature_cache"), acc.device.type,
+                               str(config.train.mixed_precision))
     train_set = build_dataset(data.train, specs, True, data.on_error,
                               config.train.seed, load_timeout=data.load_timeout)
     workers = (default_num_workers(train_set, acc.num_processes) if data.num_workers is None
                else int(data.num_workers))
     if acc.device.type == "cpu":
         torch.set_num_threads(_cpu_threads(config, acc.num_processes, workers))
-    loader = build_dataloader(train_set, model.modalities, data.batch_size, shuffle=True,
+    loader = build_dataloader(train_set, specs, data.batch_size, shuffle=True,
                               num_workers=workers, pin_memory=data.pin_memory,
                               seed=config.train.seed, dropout=modality_dropout(config, model),
                               epochs=_epochs_per_pass(config, train_set, acc.num_processes))
@@ -272,7 +282,7 @@ def _build(config: DictConfig, run_id: str) -> Run:
     if data.val is not None:
         val_set = build_dataset(data.val, specs, False, data.on_error,
                                 load_timeout=data.load_timeout)
-        val_loader = build_dataloader(val_set, model.modalities, data.batch_size,
+        val_loader = build_dataloader(val_set, specs, data.batch_size,
                                       shuffle=False, num_workers=workers, drop_last=False)
     optimizer = build_optimizer(model, config)
     scheduler = build_scheduler(optimizer, config)
@@ -286,6 +296,7 @@ def _build(config: DictConfig, run_id: str) -> Run:
     generators = ModuleGenerators(acc.unwrap_model(model))
     if any(True for _ in generators.generators()):  # e.g. Symile's negatives: n
         acc.register_for_checkpointing(generators)
+    _bind_row_state(acc, acc.unwrap_model(model), train_set, streaming)
     output_dir = Path(config.train.output_dir)
     run = Run(config, output_dir, run_id, acc, model, acc.unwrap_model(model), optimizer,
                scheduler, train_set, loader, streaming, val_set, val_loader, TrainerState(),
@@ -294,6 +305,19 @@ def _build(config: DictConfig, run_id: str) -> Run:
         # Negatives come from one micro-batch gathered over processes.
         run.loss_watch = LossWatch(data.batch_size * acc.num_processes)
     return run
+
+
+def _bind_row_state(acc: Accelerator, model: MultiModalModel, train_set: Any,
+                    streaming: bool) -> None:
+    """Size an objective's per-row state from the training set; checkpoints carry it.
+
+    (global_contrastive keeps a moving average per training row; a stream has no row
+    indices, which ``bind_rows`` refuses with a clear error.)
+    """
+    bind = getattr(model.objective, "bind_rows", None)
+    if bind is not None:
+        state = bind(None if streaming else len(train_set), list(model.modalities))
+        acc.register_for_checkpointing(state)
 
 
 def _chance_is_ln_batch(config: DictConfig) -> bool:
@@ -342,8 +366,10 @@ def forward_backward(run: Run, batch: dict[str, Any]) -> tuple[dict[str, torch.T
     """
     micro = run.config.train.micro_batch
     cache = GradCache.for_accelerator(run.raw_model, micro, run.accelerator) if micro else None
-    out = cache.forward(batch) if cache else run.model(batch, return_loss=True)
-    finite, mean_loss = guard_loss(run, out["loss"])
+    with batch_rows(run.raw_model.objective, batch):  # row indices, for per-row states
+        out = cache.forward(batch) if cache else run.model(batch, return_loss=True)
+    # Rows whose embeddings overflowed (left out of the loss by the model) are bad rows.
+    finite, mean_loss = guard_loss(run, out["loss"], _overflowed(run, batch, out))
     loss = out["loss"] if finite else out["loss"].nan_to_num(0.0) * 0.0
     run.accelerator.backward(loss)
     if cache:  # re-embed each micro-batch with graph, back-propagate its embedding gradient
@@ -351,12 +377,17 @@ def forward_backward(run: Run, batch: dict[str, Any]) -> tuple[dict[str, torch.T
     return out, mean_loss
 
 
+def _overflowed(run: Run, batch: dict[str, Any], out: dict[str, Any]) -> list[BadRow]:
+    flags = out.get(NONFINITE_KEY)
+    return [] if flags is None else nonfinite_bad_rows(batch, flags, list(run.raw_model.encoders))
+
+
 def _train_steps(run: Run, stop: StopRequest) -> bool:
     """Run optimiser steps up to ``train.max_steps``; return True when stopped by a signal."""
     acc, t = run.accelerator, run.config.train
     bar = progress_bar(t.max_steps, initial=run.state.step, unit="step",
                        disable=not (acc.is_main_process and run.config.logging.progress))
-    window = {"start": time.perf_counter(), "samples": 0, "ok": True}
+    window: dict[str, Any] = {"start": time.perf_counter(), "samples": 0, "ok": True}
     with bar:
         for batch in training_batches(run):
             if run.state.step >= t.max_steps:
@@ -380,7 +411,7 @@ def _train_steps(run: Run, stop: StopRequest) -> bool:
                 continue
             # c. After the step: the non-finite policy, the schedule and the clamp.
             if not window["ok"]:
-                on_nonfinite(run, batch)
+                on_nonfinite(run, batch, window.pop("suspects", ()))
                 window["ok"] = True
                 continue
             _after_step(run, window, loss)
@@ -396,6 +427,8 @@ def _micro_step(run: Run, batch: dict[str, Any], window: dict[str, Any]
     with acc.accumulate(run.model):
         out, loss = forward_backward(run, batch)
         window["ok"] = window["ok"] and math.isfinite(loss)
+        if not math.isfinite(loss):  # name rows that overflowed, not the learning rate
+            window["suspects"] = _overflowed(run, batch, out)
         run.pending += 1
         if acc.sync_gradients:
             if window["ok"] and run.config.optim.grad_clip > 0:

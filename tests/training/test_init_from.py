@@ -26,6 +26,7 @@ from anymodal.config import load_config
 from anymodal.data.synthetic import SyntheticDataset
 from anymodal.errors import ArtifactError, ConfigError
 from anymodal.model import MultiModalModel, load_model, save_model
+from anymodal.model.core import DEFAULT_LOGIT_SCALE
 from anymodal.retrieval.evaluation import EmbeddedRows, evaluate_retrieval
 from anymodal.training import train
 from anymodal.training.checkpoint import latest_checkpoint
@@ -198,7 +199,7 @@ def test_the_logit_scale_starts_as_asked(base_model: Path, tmp_path: Path, mode:
     _, model = initial_model(config)
     saved = load_file(str(base_model / "model.safetensors"))["log_logit_scale"]
     expected = saved if start == "saved" else torch.tensor(
-        math.log(float(config.model.logit_scale_init)))
+        math.log(float(config.model.logit_scale_init or DEFAULT_LOGIT_SCALE)))
     assert torch.equal(model.log_logit_scale.detach(), expected)
     assert model.log_logit_scale.requires_grad is learned
 
