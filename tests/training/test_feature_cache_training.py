@@ -9,14 +9,7 @@ import pytest
 from anymodal.config import load_config
 from anymodal.training import train
 from tests.conftest import REPO
-from tests.training.vector_files import (
-    ROWS,
-    build_cache,
-    cache_entries,
-    logged_losses,
-    train_two_processes,
-    write_vector_manifest,
-)
+from tests.training import vector_files
 
 
 def _overrides(folder: Path, out: str, cache: Path | None, steps: int = 20,
@@ -38,15 +31,16 @@ def _overrides(folder: Path, out: str, cache: Path | None, steps: int = 20,
 @pytest.mark.parametrize("workers", [0, 1])
 def test_training_with_the_feature_cache_matches_training_without(tmp_path: Path,
                                                                   workers: int) -> None:
-    write_vector_manifest(tmp_path)
+    vector_files.write_vector_manifest(tmp_path)
     cache = tmp_path / "features"
     recipe = REPO / "recipes/smoke_clip.yaml"
     train(load_config(recipe, _overrides(tmp_path, "plain", None, workers=workers)))
     train(load_config(recipe, _overrides(tmp_path, "cached", cache, workers=workers)))
     # 20 steps of 8 rows: 5 epochs of 32 rows, the last four served from the cache
-    plain, cached = logged_losses(tmp_path / "plain"), logged_losses(tmp_path / "cached")
+    plain = vector_files.logged_losses(tmp_path / "plain")
+    cached = vector_files.logged_losses(tmp_path / "cached")
     assert len(plain) == len(cached) == 20
-    assert len(list(cache.rglob("*.safetensors"))) == ROWS
+    assert len(list(cache.rglob("*.safetensors"))) == vector_files.ROWS
     # An item's feature is stored by the batch that first encoded it, and every later
     # batch reads that one, even batches loaded ahead before it was stored.
     assert cached == plain
@@ -55,15 +49,15 @@ def test_training_with_the_feature_cache_matches_training_without(tmp_path: Path
 @pytest.mark.slow
 def test_two_launched_processes_read_one_feature_cache(tmp_path: Path,
                                                         cli_env: dict[str, str]) -> None:
-    write_vector_manifest(tmp_path)
+    vector_files.write_vector_manifest(tmp_path)
     cache = tmp_path / "features"
     overrides = _overrides(tmp_path, "two", cache, steps=8)
-    report = build_cache(overrides, cli_env)
-    assert report["feature_build"]["computed"] == ROWS
-    assert report["features"]["a"]["hits"] == ROWS
-    entries = cache_entries(cache)
-    assert len(entries) == ROWS
-    train_two_processes(overrides, cli_env)
+    report = vector_files.build_cache(overrides, cli_env)
+    assert report["feature_build"]["computed"] == vector_files.ROWS
+    assert report["features"]["a"]["hits"] == vector_files.ROWS
+    entries = vector_files.cache_entries(cache)
+    assert len(entries) == vector_files.ROWS
+    vector_files.train_two_processes(overrides, cli_env)
     # both processes only read: every entry is the one the build wrote, none was added
-    assert cache_entries(cache) == entries
-    assert len(logged_losses(tmp_path / "two")) == 8
+    assert vector_files.cache_entries(cache) == entries
+    assert len(vector_files.logged_losses(tmp_path / "two")) == 8

@@ -9,18 +9,11 @@ import pytest
 from anymodal.config import load_config
 from anymodal.training import train
 from tests.conftest import REPO
-from tests.training.vector_files import (
-    ROWS,
-    build_cache,
-    cache_entries,
-    logged_losses,
-    train_two_processes,
-    write_vector_manifest,
-)
+from tests.training import vector_files
 
 
 def _overrides(tmp_path: Path, out: str, cache: Path | None) -> list[str]:
-    manifest = write_vector_manifest(tmp_path, labels=True)
+    manifest = vector_files.write_vector_manifest(tmp_path, labels=True)
     items = ["data.val=null", "data.batch_size=8", "data.num_workers=1",
              "data.train.kind=manifest", f"data.train.path={manifest}",
              f"train.output_dir={tmp_path / out}", "train.max_steps=12", "train.log_every=1",
@@ -33,8 +26,9 @@ def test_training_with_the_cache_matches_training_without(tmp_path: Path) -> Non
     train(load_config(REPO / "recipes/smoke_clip.yaml", _overrides(tmp_path, "plain", None)))
     train(load_config(REPO / "recipes/smoke_clip.yaml", _overrides(tmp_path, "cached", cache)))
     # 12 steps of 8 rows: 3 epochs of 32 rows, the last two read from the cache
-    assert logged_losses(tmp_path / "cached") == logged_losses(tmp_path / "plain")
-    assert len(list(cache.rglob("*.safetensors"))) == 3 * ROWS
+    plain = vector_files.logged_losses(tmp_path / "plain")
+    assert vector_files.logged_losses(tmp_path / "cached") == plain
+    assert len(list(cache.rglob("*.safetensors"))) == 3 * vector_files.ROWS
 
 
 @pytest.mark.slow
@@ -42,10 +36,10 @@ def test_two_launched_processes_read_one_cache(tmp_path: Path, cli_env: dict[str
                                                ) -> None:
     cache = tmp_path / "cache"
     overrides = _overrides(tmp_path, "two", cache)
-    build_cache(overrides, cli_env)
-    entries = cache_entries(cache)
-    assert len(entries) == 3 * ROWS
-    train_two_processes(overrides, cli_env)
+    vector_files.build_cache(overrides, cli_env)
+    entries = vector_files.cache_entries(cache)
+    assert len(entries) == 3 * vector_files.ROWS
+    vector_files.train_two_processes(overrides, cli_env)
     # both processes only read: every entry is the one the build wrote
-    assert cache_entries(cache) == entries
-    assert len(logged_losses(tmp_path / "two")) == 12
+    assert vector_files.cache_entries(cache) == entries
+    assert len(vector_files.logged_losses(tmp_path / "two")) == 12
