@@ -15,13 +15,10 @@ Run from the repository root::
 from __future__ import annotations
 
 import argparse
-import contextlib
-import io
 import platform
 import shlex
 import sys
 import time
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -49,22 +46,10 @@ def run_one(name: str, params: dict, seed: int, data_dir: Path, budget: study.Bu
     Returns:
         ``({task: R@1}, training seconds)``.
     """
-    import anymodal
-    from anymodal.retrieval.evaluation import evaluate_retrieval
-    from anymodal.training import train
-
     out = work / f"{name}-{'-'.join(map(str, params.values()))}-b{budget.batch_size}-{seed}"
     config = study.make_config(name, params, seed, data_dir / "train.jsonl", budget,
                                budget.batch_size, out)
-    started = time.perf_counter()
-    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        result = train(config)
-    seconds = time.perf_counter() - started
-    model = anymodal.MultiModalModel.from_pretrained(result.output_dir / "model").eval()
-    metrics = evaluate_retrieval(model, data_dir / "test.jsonl", ",".join(study.TASKS),
-                                 ks=(1,), positives="label")
-    return {task: metrics[task]["R@1"] for task in study.TASKS}, seconds
+    return study.train_and_score(config, data_dir / "test.jsonl", study.TASKS)
 
 
 def measure(data_dir: Path, batches: list[int], seeds: int, rows: int, work: Path,

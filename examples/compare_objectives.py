@@ -30,14 +30,11 @@ and a bar plot to ``benchmarks/results/study_objectives.png``.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import datetime
-import io
 import json
 import sys
 import tempfile
 import time
-import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,10 +44,13 @@ import numpy as np
 import torch
 
 import anymodal
-from anymodal.retrieval.evaluation import evaluate_retrieval
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from study_common import machine  # the examples folder, put on the path above
+from study_common import (  # the examples folder, put on the path above
+    DIGITS_MODALITIES,
+    machine,
+    train_and_score,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
@@ -132,20 +132,7 @@ def variants(labels: Sequence[str], subsets: str) -> list[Run]:
     return out
 
 #: The encoders and modality options of ``recipes/digits_symile.yaml`` (small, fast on CPU).
-MODALITY_CONFIG: dict[str, dict[str, Any]] = {
-    "image": {"encoder": "image_cnn_small",
-              "options": {"size": 32, "hflip": 0.0, "train_crop": "random_resized",
-                          "min_scale": 0.8},
-              "params": {"channels": [16, 32, 64], "width": 128}},
-    "audio": {"encoder": "audio_ast_tiny",
-              "options": {"sample_rate": 22050, "clip_seconds": 1.0, "eval_clips": 1,
-                          "n_mels": 64, "freq_mask": 8, "time_mask": 10},
-              "params": {"n_mels": 64, "embed_dim": 64, "depth": 2, "num_heads": 4,
-                         "max_frames": 128}},
-    "text": {"encoder": "text_transformer_tiny",
-             "options": {"max_length": 48, "random_crop": False},
-             "params": {"width": 64, "depth": 2, "heads": 2, "max_length": 48}},
-}
+MODALITY_CONFIG = DIGITS_MODALITIES
 
 
 @dataclass(frozen=True)
@@ -258,23 +245,12 @@ def run_one(run: Run, seed: int, data_dir: Path, budget: Budget, batch_size: int
         seed: the run's seed; data_dir: the digits build; budget: steps, lr, warmup.
         batch_size: rows per step; work_dir: where the run's folder goes.
     """
-    from anymodal.training import train
-
     batch = run.batch_size or batch_size
     output_dir = work_dir / (f"{run.name}-{'-'.join(map(str, run.params.values()))}"
                              f"-p{run.subset_p}-b{batch}-{seed}")
     config = make_config(run.name, run.params, seed, data_dir / "train.jsonl", budget, batch,
                          output_dir, run.subset_p, run.micro_batch)
-    started = time.perf_counter()
-    # The loop prints a start and end table per run; the study prints its own summary.
-    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        result = train(config)
-    seconds = time.perf_counter() - started
-    model = anymodal.MultiModalModel.from_pretrained(result.output_dir / "model").eval()
-    metrics = evaluate_retrieval(model, data_dir / "test.jsonl", ",".join(TASKS),
-                                 ks=(1,), positives="label")
-    return {task: metrics[task]["R@1"] for task in TASKS}, seconds
+    return train_and_score(config, data_dir / "test.jsonl", TASKS)
 
 
 def budget_key(budget: Budget) -> str:

@@ -59,27 +59,18 @@ import anymodal
 from anymodal.retrieval.evaluation import evaluate_retrieval
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from study_common import machine  # the examples folder, put on the path above
+from study_common import (  # the examples folder, put on the path above
+    DIGITS_MODALITIES,
+    machine,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 RESULT = REPO / "benchmarks" / "results" / "emergent_alignment.md"
 MODALITIES = ("image", "audio", "text")
 #: The emergent tasks first, then the trained ones.
 TASKS = ("audio->text", "text->audio", "image->text", "image->audio", "audio->image")
-#: The encoders and options of ``recipes/digits_clip.yaml`` for these three modalities.
-MODALITY_CONFIG: dict[str, dict[str, Any]] = {
-    "image": {"encoder": "image_cnn_small",
-              "options": {"size": 32, "hflip": 0.0, "train_crop": "random_resized",
-                          "min_scale": 0.8},
-              "params": {"channels": [16, 32, 64], "width": 128}},
-    "audio": {"encoder": "audio_ast_tiny",
-              "options": {"sample_rate": 22050, "clip_seconds": 1.0, "eval_clips": 1,
-                          "n_mels": 64, "freq_mask": 8, "time_mask": 10},
-              "params": {"embed_dim": 64, "depth": 2, "num_heads": 4, "max_frames": 128}},
-    "text": {"encoder": "text_transformer_tiny",
-             "options": {"max_length": 48, "random_crop": False},
-             "params": {"width": 64, "depth": 2, "heads": 2}},
-}
+#: The encoders and options of the digits recipes for these three modalities.
+MODALITY_CONFIG = DIGITS_MODALITIES
 
 
 @dataclass(frozen=True)
