@@ -22,7 +22,6 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from anymodal.errors import ConfigError
 from anymodal.objectives.base import (
     MISSING_CHOICES,
     Objective,
@@ -33,6 +32,7 @@ from anymodal.objectives.base import (
     check_query,
     count_tensor,
 )
+from anymodal.objectives.clip import check_smoothing
 from anymodal.objectives.volume import gram_volume
 from anymodal.types import ObjectiveSpec
 
@@ -74,10 +74,7 @@ class GramLoss(Objective):
         super().__init__()
         self.config = config or GramConfig()
         check_choice(self.config.missing, MISSING_CHOICES, "gram missing")
-        if not 0.0 <= self.config.label_smoothing < 1.0:
-            raise ConfigError(
-                f"gram label_smoothing must be in [0, 1), got {self.config.label_smoothing}"
-            )
+        check_smoothing(self.config.label_smoothing, self.name)
         self.volume_fn = gram_volume
 
     def terms(self, shard: Shard) -> tuple[Tensor, dict[str, Tensor]]:
