@@ -98,22 +98,38 @@ def _loader(config: DictConfig, model: MultiModalModel, train: bool = True,
                             drop_last=False)
 
 
-def _steps(config: DictConfig, steps: int = 20
+def _steps(config: DictConfig, steps: int = 20, micro_batch: int = 0
            ) -> tuple[list[torch.Tensor], list[dict[str, torch.Tensor]], int]:
-    """Losses, gradients of the trainable parameters and rows the frozen encoder ran on."""
+    """Losses, gradients of the trainable parameters and rows the frozen encoder ran on.
+
+    With ``micro_batch``, each step goes through GradCache in micro-batches of that size.
+    """
+    from anymodal.training.gradcache import gradcache_step
+
     model = _model(config)
     counter = _Rows(model)
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
     losses, grads = [], []
     for batch in itertools.islice(_loader(config, model), steps):
-        out = model(batch, return_loss=True)
-        out["loss"].backward()
+        if micro_batch:
+            out = gradcache_step(model, batch, micro_batch)
+        else:
+            out = model(batch, return_loss=True)
+            out["loss"].backward()
         losses.append(out["loss"].detach().clone())
         grads.append({n: p.grad.clone() for n, p in model.named_parameters()
                       if p.grad is not None})
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
     return losses, grads, counter.rows
+
+
+def _assert_same_steps(plain: tuple, cached: tuple) -> None:
+    """Every step's loss and every parameter's gradient equal bit for bit."""
+    for step, (a, b) in enumerate(zip(plain[0], cached[0])):
+        assert torch.equal(a, b), f"step {step}: loss {a} != {b}"
+    for a, b in zip(plain[1], cached[1]):
+        assert all(torch.equal(a[name], b[name]) for name in a)
 
 
 def _features(config: DictConfig, model: MultiModalModel) -> torch.Tensor:
@@ -347,34 +363,11 @@ def test_a_batch_is_cut_into_rows_and_joined_again(tmp_path: Path) -> None:
 
 def test_gradcache_micro_batches_read_the_cache(tmp_path: Path) -> None:
     _manifest(tmp_path)
-    extra = ("train.micro_batch=3",)
-    plain = _gradcache_steps(_config(tmp_path, None, *extra))
-    cached = _gradcache_steps(_config(tmp_path, tmp_path / "features", *extra))
+    plain = _steps(_config(tmp_path, None), steps=10, micro_batch=3)
+    cached = _steps(_config(tmp_path, tmp_path / "features"), steps=10, micro_batch=3)
     assert len(_entries(tmp_path / "features")) == ROWS
     assert plain[2] == 10 * BATCH * 2 and cached[2] == ROWS  # stage 1 and 3 vs once
-    for step, (a, b) in enumerate(zip(plain[0], cached[0])):
-        assert torch.equal(a, b), f"step {step}: loss {a} != {b}"
-    for a, b in zip(plain[1], cached[1]):
-        assert all(torch.equal(a[name], b[name]) for name in a)
-
-
-def _gradcache_steps(config: DictConfig, steps: int = 10
-                     ) -> tuple[list[torch.Tensor], list[dict[str, torch.Tensor]], int]:
-    """As :func:`_steps`, through GradCache (``train.micro_batch`` rows at a time)."""
-    from anymodal.training.gradcache import gradcache_step
-
-    model = _model(config)
-    counter = _Rows(model)
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
-    losses, grads = [], []
-    for batch in itertools.islice(_loader(config, model), steps):
-        out = gradcache_step(model, batch, int(config.train.micro_batch))
-        losses.append(out["loss"].detach().clone())
-        grads.append({n: p.grad.clone() for n, p in model.named_parameters()
-                      if p.grad is not None})
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-    return losses, grads, counter.rows
+    _assert_same_steps(plain, cached)
 
 
 def test_the_overflow_guard_takes_rows_of_a_cached_batch(tmp_path: Path) -> None:
