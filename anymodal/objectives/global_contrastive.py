@@ -56,6 +56,7 @@ from anymodal.objectives.base import (
 )
 from anymodal.objectives.clip import REDUCTIONS, combine_pairs
 from anymodal.objectives.gather import all_gather_no_grad
+from anymodal.objectives.pairs import PairSelection
 from anymodal.objectives.row_state import RowDenominators, direction_name
 from anymodal.types import ObjectiveSpec
 
@@ -63,20 +64,16 @@ __all__ = ["SPEC", "GlobalContrastiveConfig", "GlobalContrastiveLoss", "update_l
 
 
 @dataclass
-class GlobalContrastiveConfig:
+class GlobalContrastiveConfig(PairSelection):
     """Parameters of ``global_contrastive``.
 
+    ``pairs``, ``anchor`` and ``reduction`` come from :class:`PairSelection`.
+
     Args:
-        pairs: ``"all"`` (every unordered pair of modalities) or ``"a:b,c:d"``.
-        anchor: when set, the pairs are (anchor, every other modality); excludes ``pairs``.
-        reduction: ``"mean"`` or ``"sum"`` over the pairs with at least two rows.
         gamma: the moving average's rate, in (0, 1]: the weight of the batch's estimate
             (1: no memory, the batch's own denominator; SogCLR's and LibAUC's default 0.9).
     """
 
-    pairs: str = "all"
-    anchor: str | None = None
-    reduction: str = "mean"
     gamma: float = 0.9
 
 

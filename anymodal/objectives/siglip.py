@@ -24,20 +24,19 @@ from anymodal.objectives.base import (
     summed_similarity,
 )
 from anymodal.objectives.clip import REDUCTIONS, check_smoothing, combine_pairs
-from anymodal.objectives.pairs import PairScales
+from anymodal.objectives.pairs import PairScales, PairSelection
 from anymodal.types import ObjectiveSpec
 
 __all__ = ["SPEC", "SigLipConfig", "SigLipLoss"]
 
 
 @dataclass
-class SigLipConfig:
+class SigLipConfig(PairSelection):
     """Parameters of ``siglip``.
 
+    ``pairs``, ``anchor`` and ``reduction`` come from :class:`PairSelection`.
+
     Args:
-        pairs: ``"all"`` or ``"a:b,c:d"`` (see ``clip``).
-        anchor: when set, the pairs are (anchor, every other modality).
-        reduction: ``"mean"`` or ``"sum"`` over pairs.
         init_bias: the initial value of the learnable bias β (the SigLIP paper's -10).
         label_smoothing: binary label smoothing ``ls``: positives' target ``1 - ls/2``,
             negatives' ``ls/2``.
@@ -45,9 +44,6 @@ class SigLipConfig:
         learn_pair_scales: learn the listed pair scales from those initial values.
     """
 
-    pairs: str = "all"
-    anchor: str | None = None
-    reduction: str = "mean"
     init_bias: float = -10.0
     label_smoothing: float = 0.0
     pair_scales: str = ""
