@@ -47,8 +47,6 @@ REDUCTIONS = ("mean", "sum")
 class ClipConfig(PairSelection):
     """Parameters of ``clip``.
 
-    ``pairs``, ``anchor`` and ``reduction`` come from :class:`PairSelection`.
-
     Args:
         label_smoothing: label smoothing of both cross-entropies, in [0, 1).
         pair_scales: ``"a:b=20,c:d=10"``: those pairs use their own scale.

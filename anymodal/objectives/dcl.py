@@ -41,8 +41,6 @@ __all__ = ["SPEC", "DCLConfig", "DCLLoss", "leave_one_out_lse"]
 class DCLConfig(PairSelection):
     """Parameters of ``dcl``.
 
-    ``pairs``, ``anchor`` and ``reduction`` come from :class:`PairSelection`.
-
     Args:
         weighted: DCLW's von Mises-Fisher weight on the positive term.
         sigma: DCLW's weight temperature (lightly's default 0.5).

@@ -67,8 +67,6 @@ __all__ = ["SPEC", "GlobalContrastiveConfig", "GlobalContrastiveLoss", "update_l
 class GlobalContrastiveConfig(PairSelection):
     """Parameters of ``global_contrastive``.
 
-    ``pairs``, ``anchor`` and ``reduction`` come from :class:`PairSelection`.
-
     Args:
         gamma: the moving average's rate, in (0, 1]: the weight of the batch's estimate
             (1: no memory, the batch's own denominator; SogCLR's and LibAUC's default 0.9).

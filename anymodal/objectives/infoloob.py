@@ -43,8 +43,6 @@ __all__ = ["SPEC", "InfoLOOBConfig", "InfoLOOBLoss", "hopfield_retrieval"]
 class InfoLOOBConfig(PairSelection):
     """Parameters of ``infoloob``.
 
-    ``pairs``, ``anchor`` and ``reduction`` come from :class:`PairSelection`.
-
     Args:
         hopfield_beta: the inverse temperature β of the Hopfield retrieval (CLOOB proper;
             the paper uses 8 to 14.3); ``None``: plain InfoLOOB.

@@ -34,8 +34,6 @@ __all__ = ["SPEC", "SigLipConfig", "SigLipLoss"]
 class SigLipConfig(PairSelection):
     """Parameters of ``siglip``.
 
-    ``pairs``, ``anchor`` and ``reduction`` come from :class:`PairSelection`.
-
     Args:
         init_bias: the initial value of the learnable bias β (the SigLIP paper's -10).
         label_smoothing: binary label smoothing ``ls``: positives' target ``1 - ls/2``,
