@@ -1,4 +1,4 @@
-# make install | test | demo | bench | lint | lock | test-gpu | bench-gpu
+# make install | test | test-core | demo | bench | lint | lock | test-gpu | bench-gpu
 # Every target installs what it needs first; `make install` is quick when nothing changed.
 SHELL := /bin/bash
 VENV ?= .venv
@@ -10,7 +10,7 @@ PLUGIN_DIRS := $(sort $(dir $(wildcard plugins/*/pyproject.toml)))
 DEBIAN_PACKAGES := libusb-1.0-0 ffmpeg espeak-ng
 PYTEST_ARGS ?=
 
-.PHONY: install system-packages test demo bench lint test-gpu bench-gpu clean compare lock lock-upgrade
+.PHONY: install system-packages test test-core demo bench lint test-gpu bench-gpu clean compare lock lock-upgrade
 
 install: system-packages $(STAMP)
 
@@ -53,6 +53,10 @@ lock-upgrade:
 
 test: install
 	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+# The core suite with no plugin loaded (tests that need one live in tests/integration/).
+test-core: install
+	ANYMODAL_DISABLE_PLUGIN_AUTOLOAD=1 $(PY) -m pytest -q tests --ignore=tests/integration $(PYTEST_ARGS)
 
 # ruff (style, complexity, Google docstrings, no heavy media imports in the core) and mypy.
 lint: install
