@@ -573,6 +573,8 @@ def validate_config(config: DictConfig) -> None:
     manager = get_plugin_manager()
     for key, mod in config.modalities.items():
         _check_modality(str(key), mod, manager)
+    _check_cached_splits(config, "cache")
+    _check_cached_splits(config, "feature_cache")
     _check_feature_cache(config)
     name = config.objective.name
     if name not in manager.objectives:
@@ -652,18 +654,27 @@ def _check_sources(config: DictConfig, split: str) -> None:
             raise ConfigError(f"{where}.modalities is empty: name at least one modality")
 
 
+def _check_cached_splits(config: DictConfig, name: str) -> None:
+    """A cache (``data.cache``, ``data.feature_cache``) is refused for streamed splits.
+
+    A shard hands each binary item over as a fresh temporary file, so an item has no stable
+    key: every epoch would store new entries that are never read again.
+    """
+    if config.data.get(name) is None:
+        return
+    for split in ("train", "val"):
+        node = config.data.get(split)
+        if node is not None and node.kind == "webdataset":
+            raise ConfigError(f"data.{name} cannot serve data.{split}.kind 'webdataset' "
+                              "(streamed items have no stable file to key their entries by); "
+                              f"use a manifest, or set data.{name}: null")
+
+
 def _check_feature_cache(config: DictConfig) -> None:
     """``data.feature_cache`` names modalities that exist and are frozen whole."""
     cache = config.data.get("feature_cache")
     if cache is None:
         return
-    for split in ("train", "val"):
-        node = config.data.get(split)
-        if node is not None and node.kind == "webdataset":
-            # a shard hands each binary item over as a fresh temporary file: no stable key
-            raise ConfigError(f"data.feature_cache cannot serve data.{split}.kind "
-                              "'webdataset' (streamed items have no stable file to key their "
-                              "features by); use a manifest, or set data.feature_cache: null")
     for key in cache.modalities or []:
         mod = config.modalities.get(key)
         if mod is None:

@@ -243,3 +243,17 @@ def test_a_prefix_that_is_not_data_is_served_uncached(tmp_path: Path) -> None:
     assert torch.equal(second.read(), torch.tensor([1., 2, 3, 4]))
     assert counting.calls == 2  # not stored: loaded every time
     assert not list((tmp_path / "cache").rglob("*.safetensors"))
+
+
+def test_a_streamed_split_is_refused(tmp_path: Path) -> None:
+    """A shard hands items over as fresh temporary files: every epoch would add entries
+    that are never read (the cache would only grow), so the recipe is refused."""
+    from anymodal.config import load_config
+    from tests.conftest import REPO
+
+    recipe = REPO / "recipes" / "smoke_clip.yaml"
+    with pytest.raises(ConfigError, match=r"data\.cache cannot serve data\.train\.kind "
+                                          r"'webdataset'.*data\.cache: null"):
+        load_config(recipe, ["data.train.kind=webdataset", f"data.train.path={tmp_path}/s.tar",
+                             f"data.cache.dir={tmp_path / 'cache'}"])
+    load_config(recipe, [f"data.cache.dir={tmp_path / 'cache'}"])  # synthetic splits: fine
