@@ -36,6 +36,7 @@ __all__ = [
     "ModelConfig",
     "ObjectiveConfig",
     "OptimConfig",
+    "RowsConfig",
     "SourceConfig",
     "TrainConfig",
     "check_ranges",
@@ -118,52 +119,19 @@ class ObjectiveConfig:
 
 
 @dataclass
-class SourceConfig:
-    """One source of a mixture (``data.train.sources``: :mod:`anymodal.data.mixture`).
+class RowsConfig:
+    """Where a set of rows comes from: what a split and a mixture's source share.
 
     Args:
-        kind: ``manifest`` or ``synthetic`` (a source is sampled by row index).
+        kind: ``synthetic`` (each plugin's ``synthesize``) or ``manifest`` (JSONL/CSV rows
+            of paths); a split also takes ``webdataset`` and ``mixture``.
         path: the manifest file.
-        size: number of rows of a synthetic source.
-        seed: seed of a synthetic source (sources should differ).
-        missing: synthetic only: per modality key, the fraction of rows without it.
-        label_key: the manifest column holding class labels (optional).
-        root: the folder a manifest's paths may point into (``null``: its own folder).
-        modalities: the recipe's modality keys this source provides (``null``: all of
-            them); the others are missing from its rows and never loaded.
-        weight: the source's share of the draws, relative to the other sources' weights.
-    """
-
-    kind: str = "manifest"
-    path: str | None = None
-    size: int = 512
-    seed: int = 0
-    missing: dict[str, float] = field(default_factory=dict)
-    label_key: str = "label"
-    root: str | None = None
-    modalities: list[str] | None = None
-    weight: float = 1.0
-
-
-@dataclass
-class DatasetConfig:
-    """One split's data.
-
-    Args:
-        kind: ``synthetic`` (each plugin's ``synthesize``), ``manifest`` (JSONL/CSV rows of
-            paths), ``webdataset`` (tar shards, streamed) or ``mixture`` (the ``sources``,
-            sampled by weight).
-        path: the manifest file, or the shard pattern (``data/shard-{000..009}.tar``).
         size: number of rows of a synthetic set.
-        seed: seed of a synthetic set (train and val must differ).
+        seed: seed of a synthetic set (train and val, or two sources, must differ).
         missing: synthetic only: per modality key, the fraction of rows without it.
         label_key: the manifest column holding class labels (optional).
         root: the folder a manifest's paths may point into (``null``: the manifest's own
             folder); a path that leaves it is a bad row.
-        sources: ``mixture`` only: the paired data sets, each with its own modalities and
-            sampling weight.
-        mixing: ``mixture`` only: ``ratio`` (every batch mixes the sources by weight) or
-            ``batch`` (each global batch comes from one source, picked by weight).
     """
 
     kind: str = "synthetic"
@@ -173,6 +141,40 @@ class DatasetConfig:
     missing: dict[str, float] = field(default_factory=dict)
     label_key: str = "label"
     root: str | None = None
+
+
+@dataclass
+class SourceConfig(RowsConfig):
+    """One source of a mixture (``data.train.sources``: :mod:`anymodal.data.mixture`).
+
+    Args:
+        kind: ``manifest`` or ``synthetic`` (a source is sampled by row index).
+        modalities: the recipe's modality keys this source provides (``null``: all of
+            them); the others are missing from its rows and never loaded.
+        weight: the source's share of the draws, relative to the other sources' weights.
+    """
+
+    # Redeclared: the field keeps its place (first), with a manifest as the default.
+    kind: str = "manifest"
+    modalities: list[str] | None = None
+    weight: float = 1.0
+
+
+@dataclass
+class DatasetConfig(RowsConfig):
+    """One split's data.
+
+    Args:
+        kind: ``synthetic`` (each plugin's ``synthesize``), ``manifest`` (JSONL/CSV rows of
+            paths), ``webdataset`` (tar shards, streamed) or ``mixture`` (the ``sources``,
+            sampled by weight).
+        path: the manifest file, or the shard pattern (``data/shard-{000..009}.tar``).
+        sources: ``mixture`` only: the paired data sets, each with its own modalities and
+            sampling weight.
+        mixing: ``mixture`` only: ``ratio`` (every batch mixes the sources by weight) or
+            ``batch`` (each global batch comes from one source, picked by weight).
+    """
+
     sources: list[SourceConfig] = field(default_factory=list)
     mixing: str = "ratio"
 
