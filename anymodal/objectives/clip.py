@@ -26,7 +26,6 @@ from anymodal.objectives.base import (
     Rows,
     Shard,
     SummedSimilarityObjective,
-    check_choice,
     count_tensor,
     resolve_pairs,
 )
@@ -40,7 +39,6 @@ from anymodal.types import ObjectiveSpec
 
 __all__ = ["SPEC", "ClipConfig", "ClipLoss", "check_smoothing", "combine_pairs", "pairwise_terms"]
 
-REDUCTIONS = ("mean", "sum")
 
 
 @dataclass
@@ -131,7 +129,6 @@ class ClipLoss(SummedSimilarityObjective):
     def __init__(self, config: ClipConfig | None = None) -> None:
         super().__init__()
         self.config = config or ClipConfig()
-        check_choice(self.config.reduction, REDUCTIONS, "clip reduction")
         check_smoothing(self.config.label_smoothing, self.name)
         self.pair_scales = PairScales(self.config.pair_scales, self.config.learn_pair_scales,
                                       self.name)

@@ -27,10 +27,9 @@ from anymodal.objectives.base import (
     Rows,
     Shard,
     SummedSimilarityObjective,
-    check_choice,
     resolve_pairs,
 )
-from anymodal.objectives.clip import REDUCTIONS, pairwise_terms
+from anymodal.objectives.clip import pairwise_terms
 from anymodal.objectives.pairs import PairSelection
 from anymodal.types import ObjectiveSpec
 
@@ -76,7 +75,6 @@ class DCLLoss(SummedSimilarityObjective):
     def __init__(self, config: DCLConfig | None = None) -> None:
         super().__init__()
         self.config = config or DCLConfig()
-        check_choice(self.config.reduction, REDUCTIONS, "dcl reduction")
         if self.config.sigma <= 0:
             raise ConfigError(f"dcl sigma must be > 0, got {self.config.sigma}")
 

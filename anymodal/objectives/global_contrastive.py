@@ -50,11 +50,10 @@ from anymodal.objectives.base import (
     Rows,
     Shard,
     SummedSimilarityObjective,
-    check_choice,
     count_tensor,
     resolve_pairs,
 )
-from anymodal.objectives.clip import REDUCTIONS, combine_pairs
+from anymodal.objectives.clip import combine_pairs
 from anymodal.objectives.gather import all_gather_no_grad
 from anymodal.objectives.pairs import PairSelection
 from anymodal.objectives.row_state import RowDenominators, direction_name
@@ -99,7 +98,6 @@ class GlobalContrastiveLoss(SummedSimilarityObjective):
     def __init__(self, config: GlobalContrastiveConfig | None = None) -> None:
         super().__init__()
         self.config = config or GlobalContrastiveConfig()
-        check_choice(self.config.reduction, REDUCTIONS, "global_contrastive reduction")
         if not 0.0 < self.config.gamma <= 1.0:
             raise ConfigError(f"global_contrastive gamma must be in (0, 1], got "
                               f"{self.config.gamma}")

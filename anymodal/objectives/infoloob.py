@@ -28,10 +28,9 @@ from anymodal.objectives.base import (
     Rows,
     Shard,
     SummedSimilarityObjective,
-    check_choice,
     resolve_pairs,
 )
-from anymodal.objectives.clip import REDUCTIONS, pairwise_terms
+from anymodal.objectives.clip import pairwise_terms
 from anymodal.objectives.dcl import leave_one_out_lse
 from anymodal.objectives.pairs import PairSelection
 from anymodal.types import ObjectiveSpec
@@ -72,7 +71,6 @@ class InfoLOOBLoss(SummedSimilarityObjective):
     def __init__(self, config: InfoLOOBConfig | None = None) -> None:
         super().__init__()
         self.config = config or InfoLOOBConfig()
-        check_choice(self.config.reduction, REDUCTIONS, "infoloob reduction")
         beta = self.config.hopfield_beta
         if beta is not None and beta <= 0:
             raise ConfigError(f"infoloob hopfield_beta must be > 0 or null, got {beta}")

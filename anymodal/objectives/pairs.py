@@ -24,8 +24,11 @@ from torch import Tensor, nn
 
 from anymodal.errors import ConfigError
 
-__all__ = ["PairScales", "PairSelection", "PairWeights", "hard_negative_logits",
+__all__ = ["REDUCTIONS", "PairScales", "PairSelection", "PairWeights", "hard_negative_logits",
            "parse_pair_scales", "parse_pair_weights"]
+
+#: How a pairwise objective combines its pairs' losses.
+REDUCTIONS = ("mean", "sum")
 
 
 @dataclass
@@ -45,6 +48,11 @@ class PairSelection:
     pairs: str = "all"
     anchor: str | None = None
     reduction: str = "mean"
+
+    def __post_init__(self) -> None:
+        if self.reduction not in REDUCTIONS:
+            raise ConfigError(f"reduction must be one of {list(REDUCTIONS)}, got "
+                              f"{self.reduction!r}")
 
 
 def _pair_key(a: str, b: str) -> str:

@@ -18,12 +18,11 @@ from torch import Tensor, nn
 from anymodal.objectives.base import (
     Objective,
     Shard,
-    check_choice,
     count_tensor,
     resolve_pairs,
     summed_similarity,
 )
-from anymodal.objectives.clip import REDUCTIONS, check_smoothing, combine_pairs
+from anymodal.objectives.clip import check_smoothing, combine_pairs
 from anymodal.objectives.pairs import PairScales, PairSelection
 from anymodal.types import ObjectiveSpec
 
@@ -64,7 +63,6 @@ class SigLipLoss(Objective):
     def __init__(self, config: SigLipConfig | None = None) -> None:
         super().__init__()
         self.config = config or SigLipConfig()
-        check_choice(self.config.reduction, REDUCTIONS, "siglip reduction")
         self.bias = nn.Parameter(torch.tensor(float(self.config.init_bias)))
         check_smoothing(self.config.label_smoothing, self.name)
         self.pair_scales = PairScales(self.config.pair_scales, self.config.learn_pair_scales,

@@ -46,6 +46,8 @@ def build_params(config_cls: type | None, params: Mapping[str, Any] | None, what
         schema = OmegaConf.structured(config_cls)
         merged = OmegaConf.merge(schema, params)
         return OmegaConf.to_object(merged)
+    except ConfigError as exc:  # the dataclass's own check (__post_init__): say whose
+        raise ConfigError(f"{what}: {exc}") from None
     except OmegaConfBaseException as exc:
         key = getattr(exc, "full_key", None) or getattr(exc, "key", None) or "?"
         expected = _field_type(config_cls, str(key))
