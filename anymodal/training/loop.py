@@ -62,7 +62,7 @@ from .policies import (
     known_bad_rows,
     on_nonfinite,
 )
-from .rundir import OutputLock, RunRecord, claim_output_dir
+from .rundir import OutputLock, RunRecord, claim_output_dir, withdraw_claim
 from .signals import StopRequest, catch_stop_signals
 from .summary import print_end, print_start
 from .tracking import MetricsLog, make_trackers
@@ -117,7 +117,8 @@ def train(config: DictConfig) -> TrainResult:
         # 1. Build the accelerator, the model, the data and the optimiser, and prepare them.
         run = _build(config, record.run_id)
     except BaseException:
-        if lock is not None:
+        if lock is not None:  # the main process: a run that never started leaves no record
+            withdraw_claim(Path(config.train.output_dir), record.run_id)
             lock.release()
         raise
     acc = run.accelerator

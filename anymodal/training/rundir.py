@@ -34,7 +34,7 @@ from anymodal.errors import AnymodalError
 from anymodal.utils.atomic import atomic_write_text
 
 __all__ = ["RUN_FILES", "OutputLock", "RunRecord", "changed_keys", "claim_output_dir",
-           "defining_values", "run_fingerprint"]
+           "defining_values", "run_fingerprint", "withdraw_claim"]
 
 LOCK_FILE = ".lock"
 RUN_FILE = "run.json"
@@ -223,3 +223,25 @@ def claim_output_dir(config: DictConfig, resuming: bool) -> RunRecord:
         record = RunRecord(uuid.uuid4().hex[:12], run_fingerprint(config), defining)
     _write_record(output_dir, record)
     return record
+
+
+def withdraw_claim(output_dir: Path, run_id: str) -> None:
+    """Take back ``run.json`` of a run that failed before it wrote anything else.
+
+    A recipe whose model or data cannot be built then leaves the folder as it found it,
+    so the corrected command is not refused as "already holds a training run". A run that
+    wrote checkpoints, metrics or a model keeps its record (it can be resumed).
+
+    Args:
+        output_dir: the run's ``train.output_dir``.
+        run_id: the id this run recorded; another run's record is never touched.
+    """
+    try:
+        existing = _read_record(output_dir)
+    except AnymodalError:
+        return
+    if existing is None or existing.run_id != run_id:
+        return
+    if any((output_dir / name).exists() for name in RUN_FILES if name != RUN_FILE):
+        return
+    (output_dir / RUN_FILE).unlink(missing_ok=True)

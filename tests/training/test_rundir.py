@@ -84,3 +84,24 @@ def test_the_fingerprint_ignores_budget_cadence_and_workers(tmp_path: Path) -> N
                                    "data.num_workers=2", "logging.progress=true")) == base
     assert run_fingerprint(_config(tmp_path, "optim.lr=0.5")) != base
     assert run_fingerprint(_config(tmp_path, "train.modality_dropout.p=0.5")) != base
+
+
+def test_a_run_that_fails_to_build_leaves_no_record(tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """A recipe whose data cannot be read fails before the first step; the corrected
+    command then starts in the same folder without train.overwrite."""
+    missing = tmp_path / "missing.jsonl"
+    with pytest.raises(Exception, match=r"missing\.jsonl"):
+        train(_config(tmp_path, "data.train.kind=manifest", f"data.train.path={missing}"))
+    assert not (tmp_path / "run" / "run.json").exists()
+    train(_config(tmp_path))  # not refused as "already holds a training run"
+    first = _run_id(tmp_path)
+    # A resume that fails to build keeps the record of the run it resumes (it has
+    # checkpoints and can be resumed once the recipe is fixed).
+    def fail(*args: object) -> None:
+        raise RuntimeError("the build failed")
+
+    monkeypatch.setattr("anymodal.training.loop._build", fail)
+    with pytest.raises(RuntimeError, match="the build failed"):
+        train(_config(tmp_path, "train.resume=auto", "train.max_steps=3"))
+    assert _run_id(tmp_path) == first
