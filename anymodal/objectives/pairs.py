@@ -59,25 +59,44 @@ def _pair_key(a: str, b: str) -> str:
     return "|".join(sorted((a, b)))
 
 
+def _parse_pair_values(spec: str, objective: str, option: str, what: str, example: str,
+                       refuse_repeats: bool) -> dict[str, float]:
+    """``"a:b=x,c:d=y"`` -> ``{"a|b": x, "c|d": y}``: each value a positive finite number.
+
+    Args:
+        spec: the option's text.
+        objective: the objective's name, for the error.
+        option: the option's name (``pair_scales``), for the error.
+        what: what a value is (``scale``), for the error.
+        example: an example item, for the error.
+        refuse_repeats: a pair listed twice is an error (else the last value counts).
+    """
+    out: dict[str, float] = {}
+    for item in filter(None, (part.strip() for part in spec.split(","))):
+        pair, _, text = item.partition("=")
+        a, sep, b = pair.strip().partition(":")
+        try:
+            value = float(text)
+        except ValueError:
+            value = -1.0
+        if not sep or not a or not b or a == b or value <= 0 or not math.isfinite(value):
+            raise ConfigError(f"objective {objective!r}: bad {option} item {item!r}; "
+                              f"expected 'a:b=<{what} > 0>' (e.g. '{example}')")
+        key = _pair_key(a.strip(), b.strip())
+        if refuse_repeats and key in out:
+            raise ConfigError(f"objective {objective!r}: {option} lists {a}:{b} twice")
+        out[key] = value
+    return out
+
+
 def parse_pair_scales(spec: str, objective: str) -> dict[str, float]:
     """``"a:b=20,c:d=10"`` -> ``{"a|b": 20.0, "c|d": 10.0}`` (unordered pairs).
 
     Raises:
         ConfigError: an item is not ``a:b=<positive number>``.
     """
-    out: dict[str, float] = {}
-    for item in filter(None, (part.strip() for part in spec.split(","))):
-        pair, _, value = item.partition("=")
-        a, sep, b = pair.strip().partition(":")
-        try:
-            scale = float(value)
-        except ValueError:
-            scale = -1.0
-        if not sep or not a or not b or a == b or scale <= 0 or not math.isfinite(scale):
-            raise ConfigError(f"objective {objective!r}: bad pair_scales item {item!r}; "
-                              "expected 'a:b=<scale > 0>' (e.g. 'image:text=20')")
-        out[_pair_key(a.strip(), b.strip())] = scale
-    return out
+    return _parse_pair_values(spec, objective, "pair_scales", "scale", "image:text=20",
+                              refuse_repeats=False)
 
 
 def parse_pair_weights(spec: str, objective: str) -> dict[str, float]:
@@ -86,22 +105,8 @@ def parse_pair_weights(spec: str, objective: str) -> dict[str, float]:
     Raises:
         ConfigError: an item is not ``a:b=<weight > 0>``, or a pair is listed twice.
     """
-    out: dict[str, float] = {}
-    for item in filter(None, (part.strip() for part in spec.split(","))):
-        pair, _, value = item.partition("=")
-        a, sep, b = pair.strip().partition(":")
-        try:
-            weight = float(value)
-        except ValueError:
-            weight = -1.0
-        if not sep or not a or not b or a == b or weight <= 0 or not math.isfinite(weight):
-            raise ConfigError(f"objective {objective!r}: bad pair_weights item {item!r}; "
-                              "expected 'a:b=<weight > 0>' (e.g. 'image:text=0.5')")
-        key = _pair_key(a.strip(), b.strip())
-        if key in out:
-            raise ConfigError(f"objective {objective!r}: pair_weights lists {a}:{b} twice")
-        out[key] = weight
-    return out
+    return _parse_pair_values(spec, objective, "pair_weights", "weight", "image:text=0.5",
+                              refuse_repeats=True)
 
 
 class PairWeights:
