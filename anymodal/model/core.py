@@ -12,7 +12,6 @@ import math
 import os
 import weakref
 from collections.abc import Iterable, Mapping
-from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -270,13 +269,12 @@ class MultiModalModel(nn.Module):
         holds ``nonfinite_rows`` (:func:`anymodal.data.guard.nonfinite_rows`).
         """
         # Rows whose embeddings overflow are embedded again without them (data.guard).
-        whole = batch
         batch, embeddings, flags = embed_finite(self.embed_batch, batch, self,
                                                 list(self.encoders))
         present = {k: v.to(self.device) for k, v in batch.get(PRESENT_KEY, {}).items()
                    if k in embeddings}
-        # Rows were dropped: an objective with per-row state gets the kept rows' indices.
-        with nullcontext() if batch is whole else batch_rows(self.objective, batch):
+        # An objective with per-row state (global_contrastive) gets the embedded rows' indices.
+        with batch_rows(self.objective, batch):
             out = self.objective(embeddings, self.logit_scale(), present or None)
         return out if flags is None else {**out, NONFINITE_KEY: flags}
 

@@ -10,7 +10,7 @@ so each checkpoint holds it and a resume restores it exactly.
 
 The objective's ``forward`` keeps the N-modality signature; the index of each row of the
 batch (``batch["rows"]``, collated from the training set's indices) is handed to it by
-:func:`batch_rows` around the call, by the training loop and by GradCache's loss pass.
+:func:`batch_rows` around the call, by the model's ``compute_loss`` and by GradCache's loss pass.
 """
 
 from __future__ import annotations

@@ -41,7 +41,6 @@ from anymodal.data.sample_cache import with_sample_cache
 from anymodal.data.subsets import ModalityDropout
 from anymodal.errors import AnymodalError
 from anymodal.model import MultiModalModel
-from anymodal.objectives.row_state import batch_rows
 from anymodal.plugin_host.manager import get_plugin_manager
 from anymodal.utils.progress import progress_bar
 
@@ -367,8 +366,8 @@ def forward_backward(run: Run, batch: dict[str, Any]) -> tuple[dict[str, torch.T
     """
     micro = run.config.train.micro_batch
     cache = GradCache.for_accelerator(run.raw_model, micro, run.accelerator) if micro else None
-    with batch_rows(run.raw_model.objective, batch):  # row indices, for per-row states
-        out = cache.forward(batch) if cache else run.model(batch, return_loss=True)
+    # (Both hand the batch's row indices to an objective with per-row state.)
+    out = cache.forward(batch) if cache else run.model(batch, return_loss=True)
     # Rows whose embeddings overflowed (left out of the loss by the model) are bad rows.
     finite, mean_loss = guard_loss(run, out["loss"], _overflowed(run, batch, out))
     loss = out["loss"] if finite else out["loss"].nan_to_num(0.0) * 0.0
