@@ -43,6 +43,10 @@ import torch
 import anymodal
 from anymodal.objectives.volume import gram_volume, volume_torch_det
 
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "examples"))
+from study_common import SHARED_OBJECTIVES  # noqa: E402  (the examples folder, on the path above)
+
 D = 256
 SCALE = 10.0
 SLOW_CALL_S = 3.0
@@ -52,13 +56,7 @@ MAX_N_SQUARED_TERMS = 2**24
 
 OBJECTIVES: list[tuple[str, str, dict]] = [
     ("clip", "clip", {}),
-    ("siglip", "siglip", {}),
-    ("symile (n)", "symile", {"negatives": "n"}),
-    ("symile (n_squared)", "symile", {"negatives": "n_squared"}),
-    ("gram", "gram", {}),
-    ("mv_infonce", "mv_infonce", {}),
-    ("mv_dhel", "mv_dhel", {}),
-    ("infoloob", "infoloob", {}),
+    *SHARED_OBJECTIVES,
     ("cloob (hopfield)", "infoloob", {"hopfield_beta": 14.3}),
     ("dclw", "dcl", {"weighted": True}),
     ("clip (HCL+LLaVE)", "clip", {"hard_negative_beta": 0.5, "hard_negative_alpha": 2.0}),

@@ -48,6 +48,7 @@ import anymodal
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from study_common import (  # the examples folder, put on the path above
     DIGITS_MODALITIES,
+    SHARED_OBJECTIVES,
     machine,
     train_and_score,
 )
@@ -63,13 +64,7 @@ TASKS = ("audio->image", "text->image", "image->text", "image->audio", "audio->t
 OBJECTIVES: tuple[tuple[str, str, dict[str, Any]], ...] = (
     ("clip (all pairs)", "clip", {"pairs": "all"}),
     ("clip (anchor text)", "clip", {"anchor": "text"}),
-    ("siglip", "siglip", {}),
-    ("symile (n)", "symile", {"negatives": "n"}),
-    ("symile (n_squared)", "symile", {"negatives": "n_squared"}),
-    ("gram", "gram", {}),
-    ("mv_infonce", "mv_infonce", {}),
-    ("mv_dhel", "mv_dhel", {}),
-    ("infoloob", "infoloob", {}),
+    *SHARED_OBJECTIVES,
     ("dcl", "dcl", {}),
     ("dclw", "dcl", {"weighted": True}),
 )

@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["DIGITS_MODALITIES", "machine", "train_and_score"]
+__all__ = ["DIGITS_MODALITIES", "SHARED_OBJECTIVES", "machine", "train_and_score"]
 
 #: The encoders and modality options of ``recipes/digits_symile.yaml`` for the three
 #: modalities the studies use (small, fast on a CPU); encoders take ``n_mels`` and
@@ -39,6 +39,20 @@ DIGITS_MODALITIES: dict[str, dict[str, Any]] = {
              "options": {"max_length": 48, "random_crop": False},
              "params": {"width": 64, "depth": 2, "heads": 2}},
 }
+
+
+#: ``(label, objective name, objective params)``: the built-in objectives other than CLIP and
+#: DCL at their defaults, Symile with both negative sets. The objective study trains these rows
+#: and ``benchmarks/objectives.py`` times them; each adds its own CLIP and DCL variants.
+SHARED_OBJECTIVES: tuple[tuple[str, str, dict[str, Any]], ...] = (
+    ("siglip", "siglip", {}),
+    ("symile (n)", "symile", {"negatives": "n"}),
+    ("symile (n_squared)", "symile", {"negatives": "n_squared"}),
+    ("gram", "gram", {}),
+    ("mv_infonce", "mv_infonce", {}),
+    ("mv_dhel", "mv_dhel", {}),
+    ("infoloob", "infoloob", {}),
+)
 
 
 def train_and_score(config: Any, manifest: Path, tasks: Sequence[str]
