@@ -13,10 +13,7 @@ the cached run fills the cache; steps/s is measured from the second epoch on, fr
 from __future__ import annotations
 
 import argparse
-import json
-import math
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -28,32 +25,17 @@ RESULTS = REPO / "benchmarks" / "results" / "cache.md"
 CACHED = "[image,audio,video,pointcloud,graph]"
 TRAIN_ROWS = REPO / "data" / "digits" / "train.jsonl"
 
+sys.path.insert(0, str(Path(__file__).parent))
+from epoch_runs import TABLE_HEADER, EpochRun, train_epochs  # noqa: E402  (this folder)
 
-def run(out: Path, epochs: int, extra: list[str]) -> dict[str, float]:
-    """Train ``epochs`` epochs; steps/s of epoch 1 and of the later epochs."""
-    batch = 64
-    per_epoch = sum(1 for _ in TRAIN_ROWS.open()) // batch
-    steps = per_epoch * epochs
-    overrides = [f"train.output_dir={out / 'run'}", f"train.max_steps={steps}",
-                 "train.log_every=1", "train.eval_every=0", "train.checkpoint_every=0",
+
+def run(out: Path, epochs: int, extra: list[str]) -> EpochRun:
+    """Train ``epochs`` epochs (batch 64) in ``out / "run"``; steps/s of epoch 1 and later."""
+    per_epoch = sum(1 for _ in TRAIN_ROWS.open()) // 64
+    overrides = ["train.log_every=1", "train.eval_every=0", "train.checkpoint_every=0",
                  "data.val=null", "logging.progress=false", "logging.trackers=[csv]",
                  "train.resume=no", *extra]
-    began = time.time()
-    done = subprocess.run([sys.executable, "-m", "anymodal", "train", RECIPE, *overrides],
-                          cwd=REPO, capture_output=True, text=True)
-    if done.returncode != 0:
-        raise RuntimeError(f"training failed:\n{done.stderr[-3000:]}")
-    times, wait = {}, math.nan
-    for line in (out / "run" / "metrics.jsonl").read_text().splitlines():
-        record = json.loads(line)
-        if "train/loss" in record:
-            times[int(record["step"])] = float(record["time"])
-        wait = float(record.get("train/data_wait_fraction", wait))
-    first, last = times[per_epoch], times[steps]
-    return {"steps_per_epoch": per_epoch, "steps": steps,
-            "epoch1_steps_per_s": per_epoch / (first - began),
-            "later_steps_per_s": (steps - per_epoch) / (last - first),
-            "final_loss": _final_loss(out), "data_wait": wait}
+    return train_epochs(RECIPE, out / "run", per_epoch, epochs, overrides)
 
 
 def loader_rate(cache: Path | None, epochs: int = 2) -> float:
@@ -114,13 +96,6 @@ def per_item_ms(cache: Path, rows: int = 60) -> dict[str, tuple[float, float]]:
     return out
 
 
-def _final_loss(out: Path) -> float:
-    losses = [json.loads(line).get("train/loss") for line in
-              (out / "run" / "metrics.jsonl").read_text().splitlines()]
-    values = [v for v in losses if v is not None]
-    return float(values[-1]) if values else math.nan
-
-
 def main() -> None:
     """Run both, print and write the table."""
     parser = argparse.ArgumentParser(description=__doc__)
@@ -158,21 +133,17 @@ def main() -> None:
         cached = run(Path(tmp) / "cached", args.epochs,
                      [f"data.cache.dir={cache}", f"data.cache.modalities={CACHED}"])
         size = sum(p.stat().st_size for p in cache.rglob("*.safetensors")) / 2**20
-    ratio = cached["later_steps_per_s"] / plain["later_steps_per_s"]
+    ratio = cached.later / plain.later
     lines = [
         "# Sample cache: digits six-modality training (issue 16)",
         "",
         f"Command: `python benchmarks/cache.py --epochs {args.epochs}` (recipe `{RECIPE}`, "
-        f"batch 64, {plain['steps_per_epoch']} steps per epoch, {plain['steps']} steps, "
+        f"batch 64, {plain.per_epoch} steps per epoch, {plain.steps} steps, "
         "2 loader workers, no validation).",
         "",
-        "| run | epoch 1 steps/s | steps/s from epoch 2 | data wait | last train loss |",
-        "|---|---|---|---|---|",
-        f"| no cache | {plain['epoch1_steps_per_s']:.2f} | {plain['later_steps_per_s']:.2f} "
-        f"| {plain['data_wait']:.0%} | {plain['final_loss']:.4f} |",
-        f"| sample cache (filled in epoch 1) | {cached['epoch1_steps_per_s']:.2f} | "
-        f"{cached['later_steps_per_s']:.2f} | {cached['data_wait']:.0%} | "
-        f"{cached['final_loss']:.4f} |",
+        TABLE_HEADER,
+        plain.row("no cache"),
+        cached.row("sample cache (filled in epoch 1)"),
         "",
         f"Ratio from epoch 2 on: **{ratio:.2f}x**. Cache size: {size:.0f} MiB for "
         f"{CACHED}. Epoch 1 includes start-up (model build, worker start). Load average "

@@ -17,19 +17,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import platform
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results" / "feature_cache.md"
 BATCH = 32
 COMPARED = 20
+
+sys.path.insert(0, str(Path(__file__).parent))
+from epoch_runs import TABLE_HEADER, EpochRun, train_epochs  # noqa: E402  (this folder)
 
 RECIPE = """\
 name: feature_cache_bench
@@ -74,31 +74,9 @@ def write_data(folder: Path, rows: int) -> Path:
     return recipe
 
 
-def run(recipe: Path, out: Path, rows: int, epochs: int, extra: list[str]) -> dict[str, object]:
-    """Train ``epochs`` epochs; steps/s of epoch 1 and of the later ones, and the losses."""
-    per_epoch = rows // BATCH
-    steps = per_epoch * epochs
-    overrides = [f"train.output_dir={out}", f"train.max_steps={steps}", *extra]
-    began = time.time()
-    done = subprocess.run([sys.executable, "-m", "anymodal", "train", str(recipe), *overrides],
-                          cwd=REPO, capture_output=True, text=True,
-                          env={**os.environ, "HF_HUB_OFFLINE": "1", "TQDM_DISABLE": "1"})
-    if done.returncode != 0:
-        raise RuntimeError(f"training failed:\n{done.stderr[-3000:]}")
-    times: dict[int, float] = {}
-    losses: dict[int, float] = {}
-    wait = math.nan
-    for line in (out / "metrics.jsonl").read_text().splitlines():
-        record = json.loads(line)
-        if "train/loss" in record:
-            times[int(record["step"])] = float(record["time"])
-            losses[int(record["step"])] = float(record["train/loss"])
-        wait = float(record.get("train/data_wait_fraction", wait))
-    first, last = times[per_epoch], times[steps]
-    return {"per_epoch": per_epoch, "steps": steps,
-            "epoch1": per_epoch / (first - began),
-            "later": (steps - per_epoch) / (last - first),
-            "losses": [losses[s] for s in sorted(losses)], "wait": wait}
+def run(recipe: Path, out: Path, rows: int, epochs: int, extra: list[str]) -> EpochRun:
+    """Train ``epochs`` epochs in ``out``; steps/s of epoch 1 and of the later ones, losses."""
+    return train_epochs(recipe, out, rows // BATCH, epochs, extra)
 
 
 def batch_effect(rows: int) -> float:
@@ -137,20 +115,20 @@ def _machine() -> str:
     return f"{platform.node() or 'host'}: {cores} cores ({cpu}), no GPU used"
 
 
-def report(args: argparse.Namespace, plain: dict, cached: dict, entries: int, size: float,
+def report(args: argparse.Namespace, plain: EpochRun, cached: EpochRun, entries: int, size: float,
            load: tuple[float, float], moved: float) -> str:
     """The results page."""
-    ratio = cached["later"] / plain["later"]
-    first = list(zip(plain["losses"][:COMPARED], cached["losses"][:COMPARED]))
+    ratio = cached.later / plain.later
+    first = list(zip(plain.losses[:COMPARED], cached.losses[:COMPARED]))
     equal = sum(a == b for a, b in first)
     worst = max(abs(a - b) for a, b in first)
-    in_epoch2 = max(0, COMPARED - plain["per_epoch"])
+    in_epoch2 = max(0, COMPARED - plain.per_epoch)
     lines = [
         "# Frozen-feature cache: a frozen text_minilm tower (issue 16 item 2)",
         "",
         f"Command: `python benchmarks/feature_cache.py --rows {args.rows} --epochs "
         f"{args.epochs}` (text `text_minilm` frozen + trainable `vector` 32 -> vector_mlp, "
-        f"CLIP, batch {BATCH}, {plain['per_epoch']} steps per epoch, {plain['steps']} steps, "
+        f"CLIP, batch {BATCH}, {plain.per_epoch} steps per epoch, {plain.steps} steps, "
         "no loader worker (`data.num_workers: 0`: the captions are inline, nothing to "
         "decode, and a worker's batch costs ~9 inter-process tensor hand-overs, ~0.1 s on "
         "this loaded machine, more than a cached step computes), 2 compute threads, no "
@@ -160,12 +138,9 @@ def report(args: argparse.Namespace, plain: dict, cached: dict, entries: int, si
         "(other sessions share the cores): absolute figures move with the load, the ratio "
         "is from one run of each, back to back.",
         "",
-        "| run | epoch 1 steps/s | steps/s from epoch 2 | data wait | last train loss |",
-        "|---|---|---|---|---|",
-        f"| no feature cache | {plain['epoch1']:.2f} | {plain['later']:.2f} | "
-        f"{plain['wait']:.0%} | {plain['losses'][-1]:.6f} |",
-        f"| feature cache (filled in epoch 1) | {cached['epoch1']:.2f} | {cached['later']:.2f} "
-        f"| {cached['wait']:.0%} | {cached['losses'][-1]:.6f} |",
+        TABLE_HEADER,
+        plain.row("no feature cache", loss_digits=6),
+        cached.row("feature cache (filled in epoch 1)", loss_digits=6),
         "",
         f"Ratio from epoch 2 on: **{ratio:.1f}x** (target >= 5x). Cache: {entries} entries, "
         f"{size:.2f} MiB (one 384-float feature per caption). Epoch 1 includes start-up "
