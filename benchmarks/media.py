@@ -5,8 +5,8 @@
                                                 # every modality, so it is written by full runs)
 
 Each modality is one section: a function registered with ``@section("<name>")`` that
-writes its input files under ``ctx.workdir`` and returns :class:`Table`s. The shared
-helpers measure the same way for every modality:
+writes its input files in ``ctx.workdir`` (a fresh folder per section) and returns
+:class:`Table`s. The shared helpers measure the same way for every modality:
 
 - :func:`loader_throughput`: items/s through ``torch.utils.data.DataLoader`` calling the
   modality's ``load`` + ``transform`` + ``collate`` on real files, in the main process
@@ -42,6 +42,7 @@ import torch
 import anymodal
 
 RESULTS = Path(__file__).resolve().parent / "results" / "media.md"
+LOADER_BATCH = 8  # items per batch of every loading measurement
 
 
 # -- the registry of sections ------------------------------------------------------------
@@ -69,7 +70,7 @@ class Context:
     """What every section gets.
 
     Args:
-        workdir: a temporary folder for the files a section writes.
+        workdir: the section's own empty temporary folder, for the files it writes.
         workers: DataLoader worker processes of the parallel measurement.
         quick: fewer items and repeats (a smoke run; figures are noisier).
     """
@@ -124,7 +125,7 @@ def _torch_threads(count: int) -> Iterator[None]:
 
 
 def loader_throughput(spec: anymodal.ModalitySpec, sources: Sequence[Any], *, train: bool,
-                      workers: int, items: int, batch_size: int = 8) -> float:
+                      workers: int, items: int, batch_size: int = LOADER_BATCH) -> float:
     """Items per second through a DataLoader (load + transform + collate), after a warm-up.
 
     Args:
@@ -180,17 +181,28 @@ def encoder_timings(name: str, batch: Any, repeats: int,
     }
 
 
-def throughput_table(title: str, spec: anymodal.ModalitySpec,
-                     cases: list[tuple[str, Sequence[Any], bool]], ctx: Context,
-                     items: int, notes: list[str]) -> Table:
-    """One row per ``(label, sources, train)``: items/s in one process and with workers."""
+def loading_table(title: str, cases: list[tuple[str, anymodal.ModalitySpec, Sequence[Any], bool]],
+                  ctx: Context, items: int, notes: list[str]) -> Table:
+    """One row per ``(label, spec, sources, train)``: items/s in one process and with workers.
+
+    ``notes`` describe the inputs; the table adds the batch size and items per timed pass.
+    """
     rows = []
-    for label, sources, train in cases:
+    for label, spec, sources, train in cases:
         single = loader_throughput(spec, sources, train=train, workers=0, items=items)
         multi = loader_throughput(spec, sources, train=train, workers=ctx.workers, items=items)
         rows.append([label, "train" if train else "eval", f"{single:.1f}", f"{multi:.1f}"])
     return Table(title, ["input", "mode", "1 process (items/s)",
-                         f"DataLoader, {ctx.workers} workers (items/s)"], rows, notes)
+                         f"DataLoader, {ctx.workers} workers (items/s)"], rows,
+                 [*notes, f"batches of {LOADER_BATCH}; {items} items per timed pass"])
+
+
+def throughput_table(title: str, spec: anymodal.ModalitySpec,
+                     cases: list[tuple[str, Sequence[Any], bool]], ctx: Context,
+                     items: int, notes: list[str]) -> Table:
+    """:func:`loading_table` for cases ``(label, sources, train)`` of one modality ``spec``."""
+    return loading_table(title, [(label, spec, sources, train) for label, sources, train in cases],
+                         ctx, items, notes)
 
 
 def encoder_table(title: str, modality: anymodal.ModalitySpec, names: list[str],
@@ -225,8 +237,7 @@ def bench_audio(ctx: Context) -> list[Table]:
 
     config_items = 32 if ctx.quick else 96
     audio = anymodal.get_modality("audio")  # defaults: 16 kHz, 2 s clips, 128-bin fbank
-    folder = ctx.workdir / "audio"
-    folder.mkdir()
+    folder = ctx.workdir
     rate = 44100  # CD-rate sources: loading includes resampling to 16 kHz
     source_config = AudioConfig(sample_rate=rate, clip_seconds=10.0)
     wavs, mp3s, mp4s = [], [], []
@@ -246,7 +257,7 @@ def bench_audio(ctx: Context) -> list[Table]:
         "Audio: load + transform + collate", audio, cases, ctx, config_items,
         ["modality defaults: mono 16 kHz, Kaldi fbank 128 bins, 25 ms window, 10 ms shift "
          "(198 frames a clip); files resampled from 44.1 kHz (torchaudio; FFmpeg for the "
-         "mp4 track); batches of 8", f"{config_items} items per timed pass"],
+         "mp4 track)"],
     )
     encoders = encoder_table("Audio encoders", audio, ["audio_ast_tiny", "audio_cnn_small"], 8,
                              "8 synthetic items of 1 to 2 s, padded to [8, ≤198, 128] + mask",
@@ -262,8 +273,7 @@ def bench_video(ctx: Context) -> list[Table]:
     """10 s 340x256 H.264 files to 8-frame 224x224 clips; the video encoders."""
     items = 16 if ctx.quick else 48
     video = anymodal.get_modality("video")  # defaults: 8 frames, short side 256, crop 224
-    folder = ctx.workdir / "video"
-    folder.mkdir()
+    folder = ctx.workdir
     files = []
     for i in range(4):
         path = folder / f"{i}.mp4"
@@ -279,7 +289,7 @@ def bench_video(ctx: Context) -> list[Table]:
         "Video: load + transform + collate", video, cases, ctx, items,
         ["modality defaults: 8 frames sampled uniformly over the video, short side → 256, "
          "224² crop, ImageNet normalisation; decord with 1 decoding thread per video; "
-         "H.264 with a keyframe every 2 s; batches of 8", f"{items} items per timed pass"],
+         "H.264 with a keyframe every 2 s"],
     )
     encoders = encoder_table("Video encoders", video,
                              ["video_timesformer_tiny", "video_frames_mean"], 8,
@@ -298,8 +308,7 @@ def bench_text(ctx: Context) -> list[Table]:
     items = 256 if ctx.quick else 2048
     text = anymodal.get_modality("text")  # defaults: 256 byte ids, random window in training
     sentences, _ = make_sentences(64, torch.Generator().manual_seed(0))
-    folder = ctx.workdir / "text"
-    folder.mkdir()
+    folder = ctx.workdir
     files = []
     for i in range(8):
         path = folder / f"{i}.txt"
@@ -314,7 +323,7 @@ def bench_text(ctx: Context) -> list[Table]:
     loading = throughput_table(
         "Text: load + transform + collate", text, cases, ctx, items,
         ["modality defaults: NFC normalisation, UTF-8 bytes + BOS/EOS, max_length 256; "
-         "batches of 8, padded with an attention mask", f"{items} items per timed pass"],
+         "batches padded with an attention mask"],
     )
     batch = text.collate(text.synthesize(32, torch.Generator().manual_seed(0)))
     repeats = 2 if ctx.quick else 5
@@ -366,8 +375,7 @@ def bench_image(ctx: Context) -> list[Table]:
 
     items = 32 if ctx.quick else 128
     image = anymodal.get_modality("image")  # defaults: 224², ImageNet normalisation
-    folder = ctx.workdir / "image"
-    folder.mkdir()
+    folder = ctx.workdir
     files: dict[str, list[Path]] = {"jpg": [], "png": [], "webp": []}
     for i in range(4):
         photo = _photo_like(i)
@@ -375,22 +383,19 @@ def bench_image(ctx: Context) -> list[Table]:
             path = folder / f"{i}.{ext}"
             photo.save(path, **options)
             files[ext].append(path)
-    cases = [
-        ("640x480 jpeg → 224² random resized crop + flip", files["jpg"], True),
-        ("640x480 jpeg → 224² resize + centre crop", files["jpg"], False),
-        ("640x480 png → 224² resize + centre crop", files["png"], False),
-        ("640x480 webp → 224² resize + centre crop", files["webp"], False),
-    ]
-    loading = throughput_table(
-        "Image: load + transform + collate", image, cases, ctx, items,
-        ["Pillow decode (full image, then RGB), torchvision transforms.v2 on uint8 tensors "
-         "(antialiased resize), float + ImageNet normalisation; batches of 8",
-         f"{items} items per timed pass"],
-    )
     small = anymodal.get_modality("image", size=96)
-    loading.rows += throughput_table(
-        "", small, [("640x480 jpeg → 96² resize + centre crop (CPU recipes)", files["jpg"],
-                     False)], ctx, items, []).rows
+    cases = [
+        ("640x480 jpeg → 224² random resized crop + flip", image, files["jpg"], True),
+        ("640x480 jpeg → 224² resize + centre crop", image, files["jpg"], False),
+        ("640x480 png → 224² resize + centre crop", image, files["png"], False),
+        ("640x480 webp → 224² resize + centre crop", image, files["webp"], False),
+        ("640x480 jpeg → 96² resize + centre crop (CPU recipes)", small, files["jpg"], False),
+    ]
+    loading = loading_table(
+        "Image: load + transform + collate", cases, ctx, items,
+        ["Pillow decode (full image, then RGB), torchvision transforms.v2 on uint8 tensors "
+         "(antialiased resize), float + ImageNet normalisation"],
+    )
     names = ["image_vit_tiny", "image_cnn_small"]
     if importlib.util.find_spec("timm") is not None:
         names.append("image_timm")  # default model_name: resnet18, random weights
@@ -402,17 +407,6 @@ def bench_image(ctx: Context) -> list[Table]:
 # -- pointcloud --------------------------------------------------------------------------
 
 
-def _rows_per_spec(cases: list[tuple[str, anymodal.ModalitySpec, Sequence[Any], bool]],
-                   ctx: Context, items: int) -> list[list[str]]:
-    """Rows like :func:`throughput_table`'s, for cases whose modality options differ."""
-    rows = []
-    for label, spec, sources, train in cases:
-        single = loader_throughput(spec, sources, train=train, workers=0, items=items)
-        multi = loader_throughput(spec, sources, train=train, workers=ctx.workers, items=items)
-        rows.append([label, "train" if train else "eval", f"{single:.1f}", f"{multi:.1f}"])
-    return rows
-
-
 @section("pointcloud")
 def bench_pointcloud(ctx: Context) -> list[Table]:
     """10k-point scans (PLY, PCD, npy) and 5k-triangle meshes to 1024 points; the encoders."""
@@ -420,8 +414,7 @@ def bench_pointcloud(ctx: Context) -> list[Table]:
     import open3d as o3d
 
     items = 32 if ctx.quick else 96
-    folder = ctx.workdir / "pointcloud"
-    folder.mkdir()
+    folder = ctx.workdir
     clouds: dict[str, list[Path]] = {"ply": [], "pcd": [], "npy": []}
     meshes: list[Path] = []
     for i in range(4):
@@ -458,15 +451,12 @@ def bench_pointcloud(ctx: Context) -> list[Table]:
         ("OBJ mesh, 4.8k triangles → 2048 Poisson-disk samples → 1024 FPS",
          spec(mesh_sampling="poisson"), meshes, False),
     ]
-    loading = Table(
-        "Point clouds: load + transform + collate",
-        ["input", "mode", "1 process (items/s)",
-         f"DataLoader, {ctx.workers} workers (items/s)"],
-        _rows_per_spec(cases, ctx, items),
+    loading = loading_table(
+        "Point clouds: load + transform + collate", cases, ctx, items,
         ["modality defaults unless stated: 1024 points, xyz, unit-sphere normalisation, "
          "farthest-point sampling in numpy (1024 vectorised passes over the cloud); "
          "augmentation = rotation about y, scale 0.8–1.25, jitter σ 0.01; open3d 0.20 reads "
-         "the files; batches of 8", f"{items} items per timed pass"],
+         "the files"],
     )
     encoders = encoder_table(
         "Point-cloud encoders", default, ["pointcloud_pointnet", "pointcloud_pointbert_tiny"],
@@ -486,8 +476,7 @@ def bench_graph(ctx: Context) -> list[Table]:
     from torch_geometric.data import Data
 
     items = 64 if ctx.quick else 256
-    folder = ctx.workdir / "graph"
-    folder.mkdir()
+    folder = ctx.workdir
     files: dict[str, list[Path]] = {key: [] for key in
                                     ("small_pt", "small_data_pt", "small_json", "big_pt",
                                      "big_json", "big_csv")}
@@ -524,14 +513,10 @@ def bench_graph(ctx: Context) -> list[Table]:
         ("CSV edge list, 5,000 edges → degree one-hot features", graph, files["big_csv"],
          False),
     ]
-    loading = Table(
-        "Graphs: load + transform + collate",
-        ["input", "mode", "1 process (items/s)",
-         f"DataLoader, {ctx.workers} workers (items/s)"],
-        _rows_per_spec(cases, ctx, items),
+    loading = loading_table(
+        "Graphs: load + transform + collate", cases, ctx, items,
         ["modality defaults: features padded to 16 columns, edges made undirected and "
-         "coalesced (PyG `to_undirected`), collate = `Batch.from_data_list`; batches of 8",
-         f"{items} items per timed pass"],
+         "coalesced (PyG `to_undirected`), collate = `Batch.from_data_list`"],
     )
     encoders = encoder_table(
         "Graph encoders", graph, ["graph_gin", "graph_gat"], 32,
@@ -567,8 +552,7 @@ def _decoders(ctx: Context) -> dict[str, tuple[list[Path], Callable[[Any], Any],
     from anymodal_audio.synthetic import synth_waveform, write_audio
     from anymodal_video.sampling import sample_indices
 
-    folder = ctx.workdir / "decoders"
-    folder.mkdir()
+    folder = ctx.workdir
     files: dict[str, list[Path]] = {k: [] for k in ("audio", "audio16", "video", "image", "pc",
                                                     "graph")}
     rate, video_config = 44100, anymodal.get_modality("video").config
@@ -648,7 +632,7 @@ def bench_decoders(ctx: Context) -> list[Table]:
         files = [str(path) for path in paths]  # absolute paths, as manifests resolve them
         raw = decoder_throughput(decode, files, items)
         loader = loader_throughput(modality, files, train=True, workers=0, items=items)
-        cache = OmegaConf.create({"dir": str(ctx.workdir / "decoders" / f"cache{index}")})
+        cache = OmegaConf.create({"dir": str(ctx.workdir / f"cache{index}")})
         cached_spec = with_sample_cache({key: modality}, cache)[key]
         # loader_throughput's untimed warm-up pass fills the cache; the timed pass reads it
         cached = loader_throughput(cached_spec, files, train=True, workers=0, items=items)
@@ -660,7 +644,8 @@ def bench_decoders(ctx: Context) -> list[Table]:
                    "decoder / loader", "cached loader (items/s)", "cached / loader",
                    "what sets the loader's floor"], rows,
                   ["raw decoder: " + "; ".join(notes),
-                   "loader: the modality's load + transform + collate (batches of 8); cached "
+                   "loader: the modality's load + transform + collate (batches of "
+                   f"{LOADER_BATCH}); cached "
                    "loader: the same through the sample cache (data.cache), which stores the "
                    "transform's deterministic prefix (ModalitySpec.prepare) and reads it from "
                    "epoch 2 on", f"{items} items per timed pass, files cycled (page cache warm)"])]
@@ -702,10 +687,11 @@ def main(argv: Sequence[str] | None = None) -> int:
              f"load average {os.getloadavg()[0]:.1f} at start (the CPU is shared).\n\n"
              f"Command: `{command.strip()}`\n"]
     with tempfile.TemporaryDirectory() as tmp:
-        ctx = Context(Path(tmp), workers=args.workers, quick=args.quick)
         for name in names:
             section_start = time.perf_counter()
-            tables = SECTIONS[name](ctx)
+            workdir = Path(tmp) / name
+            workdir.mkdir()
+            tables = SECTIONS[name](Context(workdir, workers=args.workers, quick=args.quick))
             parts.append(f"## {name}\n\n" + "\n".join(t.markdown() for t in tables)
                          + f"\n_section time: {time.perf_counter() - section_start:.0f} s_\n")
             print(parts[-1], flush=True)
