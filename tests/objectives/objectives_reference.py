@@ -219,6 +219,49 @@ def symile_n(emb: Emb, s: Tensor, seed: int, keep: Tensor | None = None) -> Tens
     return sum(losses) / len(losses)
 
 
+def symile_subsets(emb: Emb, s: Tensor, present: Present, negatives: str = "n_squared",
+                   seed: int = 0) -> Tensor:
+    """Symile on rows with hidden members, written out row by row.
+
+    A row with members S (hidden H) is contrasted, for each anchor a in S, with the
+    candidate tuples of S minus a taken from the rows that have all of S; the row's own H
+    embeddings weigh the positive and every candidate. Patterns in sorted order, anchors
+    and others in batch order (the ``"n"`` permutations are drawn in that order). The
+    loss is the mean over (row, anchor).
+    """
+    names = list(emb)
+    n = emb[names[0]].shape[0]
+    pattern_of = [tuple(bool(present[m][i]) for m in names) for i in range(n)]
+    generator = torch.Generator().manual_seed(seed)
+    total, count = 0.0, 0
+    for pattern in sorted(set(pattern_of)):
+        have = [m for m, p in zip(names, pattern) if p]
+        hidden = [m for m in names if m not in have]
+        group = [i for i in range(n) if pattern_of[i] == pattern]
+        cands = [j for j in range(n) if all(bool(present[m][j]) for m in have)]
+        if len(have) < 2 or len(cands) < 2:
+            continue
+        for a in have:
+            others = [m for m in have if m != a]
+            perms = {m: torch.randperm(len(cands), generator=generator) for m in others} \
+                if negatives == "n" else {}
+            for i in group:
+                t = cands.index(i)
+                fixed = [emb[a][i]] + [emb[h][i] for h in hidden]
+                if negatives == "n":
+                    combos = [[t] * len(others) if j == t else [int(perms[m][j]) for m in others]
+                              for j in range(len(cands))]
+                else:
+                    combos = [list(c) for c in itertools.product(range(len(cands)),
+                                                                 repeat=len(others))]
+                logits = [s * mip(fixed + [emb[m][cands[j]] for m, j in zip(others, combo)])
+                          for combo in combos]
+                target = combos.index([t] * len(others))
+                total = total + _ce(torch.stack(logits), target)
+                count += 1
+    return total / count
+
+
 def volume(vectors: list[Tensor]) -> Tensor:
     k = len(vectors)
     gram = torch.stack([torch.stack([vectors[p] @ vectors[q] for q in range(k)]) for p in range(k)])
@@ -253,8 +296,7 @@ def gram_subsets(emb: Emb, s: Tensor, present: Present, anchor: str | None = Non
     a = anchor or names[0]
     n = emb[a].shape[0]
     order = [a] + [m for m in sorted(names) if m != a]
-    has = {m: (present[m] if present is not None and m in present
-               else torch.ones(n, dtype=torch.bool)) for m in names}
+    has = dict(zip(names, _has(emb, present)))
     forward, backward, count = 0.0, 0.0, 0
     for i in range(n):
         mine = [m for m in order if has[m][i]]
@@ -279,11 +321,17 @@ def _has(emb: Emb, present: Present) -> list[Tensor]:
             for m in emb]
 
 
+def _masked_views(emb: Emb, present: Present) -> tuple[list[Tensor], list[Tensor], list[int]]:
+    """The views, each view's presence mask, and the rows that have at least two views."""
+    u, has = list(emb.values()), _has(emb, present)
+    rows = [i for i in range(u[0].shape[0]) if sum(bool(h[i]) for h in has) >= 2]
+    return u, has, rows
+
+
 def mv_infonce_masked(emb: Emb, s: Tensor, present: Present) -> Tensor:
     """MV-InfoNCE over the views each row has; rows with fewer than two views left out."""
-    u, has = list(emb.values()), _has(emb, present)
-    m, n = len(u), u[0].shape[0]
-    rows = [i for i in range(n) if sum(bool(h[i]) for h in has) >= 2]
+    u, has, rows = _masked_views(emb, present)
+    m = len(u)
     total = 0.0
     for i in rows:
         pos = sum(torch.exp(s * (u[v][i] @ u[k][i])) for v in range(m) for k in range(m)
@@ -296,9 +344,8 @@ def mv_infonce_masked(emb: Emb, s: Tensor, present: Present) -> Tensor:
 
 def mv_dhel_masked(emb: Emb, s: Tensor, present: Present) -> Tensor:
     """MV-DHEL over the views each row has (a view's negatives: rows with that view)."""
-    u, has = list(emb.values()), _has(emb, present)
-    m, n = len(u), u[0].shape[0]
-    rows = [i for i in range(n) if sum(bool(h[i]) for h in has) >= 2]
+    u, has, rows = _masked_views(emb, present)
+    m = len(u)
     total = 0.0
     for i in rows:
         pos = sum(torch.exp(s * (u[v][i] @ u[k][i])) for v in range(m) for k in range(v + 1, m)
