@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import signal
 import subprocess
 from collections import Counter
 from pathlib import Path
@@ -12,7 +11,6 @@ import numpy as np
 import pytest
 import torch
 from accelerate.data_loader import BatchSamplerShard
-from safetensors.torch import load_file
 from torch.utils.data import BatchSampler
 
 from anymodal.config import load_config
@@ -22,10 +20,9 @@ from anymodal.data.subsets import ModalityDropout
 from anymodal.errors import ConfigError
 from anymodal.model import MultiModalModel
 from anymodal.training import train
-from anymodal.training.checkpoint import latest_checkpoint
 from anymodal.types import PRESENT_KEY
 from tests.conftest import PYTHON, REPO, vector_overrides
-from tests.training.test_training_loop import HOOK_PLUGIN, _cli_train
+from tests.training.interrupted_runs import sigkill_then_resume
 
 # Source 0 pairs a with b (40 rows), source 1 pairs a with c (20 rows, weight 2).
 MIXTURE = ("data.train={kind: mixture, mixing: %s, sources: ["
@@ -204,25 +201,11 @@ def test_training_on_a_mixture_sees_only_the_pairs_of_its_sources(tmp_path: Path
 def test_sigkill_then_resume_on_a_mixture_gives_the_same_weights(
         tmp_path: Path, cli_env: dict[str, str], mixing: str) -> None:
     """60 rows / batch 8: the resumed part crosses an epoch boundary of the mixture."""
-    (tmp_path / "stop_hook.py").write_text(HOOK_PLUGIN)
     common = [MIXTURE % mixing, "data.batch_size=8", "train.max_steps=10",
               "train.checkpoint_every=4", "train.deterministic=true",
               "logging.progress=false", "train.eval_every=0", "data.val=null",
               "train.modality_dropout.p=0.5", "data.num_workers=0"]
-    straight = tmp_path / "straight"
-    train(load_config(REPO / "recipes" / "smoke_clip.yaml",
-                      [*common, f"train.output_dir={straight}"]))
-    killed = tmp_path / "killed"
-    first = _cli_train([*common, f"train.output_dir={killed}"], cli_env, tmp_path,
-                       {"STOP_AT_STEP": "6", "STOP_SIGNAL": "SIGKILL"})
-    assert first.returncode == -signal.SIGKILL, first.stderr[-3000:]
-    assert latest_checkpoint(killed) == killed / "checkpoints" / "step_4"
-    resumed = train(load_config(REPO / "recipes" / "smoke_clip.yaml",
-                                [*common, f"train.output_dir={killed}", "train.resume=auto"]))
-    assert resumed.step == 10
-    a = load_file(str(straight / "model" / "model.safetensors"))
-    b = load_file(str(killed / "model" / "model.safetensors"))
-    assert a.keys() == b.keys()
+    a, b = sigkill_then_resume(tmp_path, cli_env, common, kill_at=6, checkpoint=4, steps=10)
     for key in a:
         assert torch.equal(a[key], b[key]), (mixing, key)
 

@@ -18,36 +18,28 @@ import torch
 import yaml
 from safetensors.torch import load_file
 
-from anymodal.config import load_config
 from anymodal.errors import AnymodalError, DataError
 from anymodal.training import train
-from tests.conftest import PYTHON, REPO, vector_overrides
+from tests.conftest import PYTHON, REPO
+from tests.training.vector_files import (
+    logged_losses,
+    manifest_config,
+    vector_rows,
+    write_manifest,
+)
 
 
 def _manifest(tmp_path: Path, loud: set[int]) -> Path:
     """24 rows of two vector modalities; rows in ``loud`` have ``a`` = 3e38 everywhere."""
-    rng = np.random.default_rng(0)
-    rows = []
-    for i in range(24):
-        for key in ("a", "b"):
-            np.save(tmp_path / f"{key}{i}.npy", rng.normal(size=32).astype(np.float32))
-        if i in loud:
-            np.save(tmp_path / f"a{i}.npy", np.full(32, 3e38, dtype=np.float32))
-        rows.append({"id": f"r{i}", "a": f"a{i}.npy", "b": f"b{i}.npy", "label": i % 4})
-    path = tmp_path / "train.jsonl"
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return path
+    rows = vector_rows(tmp_path, 24, keys="ab", labels=True)
+    for i in loud:
+        np.save(tmp_path / f"a{i}.npy", np.full(32, 3e38, dtype=np.float32))
+    return write_manifest(tmp_path, rows)
 
 
 def _config(tmp_path: Path, manifest: Path, *extra: str):
-    return load_config(None, [
-        *vector_overrides(tmp_path), "data.train.kind=manifest", f"data.train.path={manifest}",
-        "data.val=null", "train.max_steps=6", "train.max_nonfinite=2", *extra])
-
-
-def _losses(run: Path) -> list[float]:
-    return [r["train/loss"] for r in map(json.loads, (run / "metrics.jsonl").read_text()
-                                         .splitlines()) if "train/loss" in r]
+    return manifest_config(tmp_path, manifest, "train.max_steps=6", "train.max_nonfinite=2",
+                           *extra)
 
 
 @pytest.mark.parametrize("extra", [[], ["train.micro_batch=3"]], ids=["plain", "gradcache"])
@@ -61,7 +53,7 @@ def test_an_overflowing_row_is_named_and_left_out_of_the_loss(
     assert "embedding of a (input max |x| = 3e+38)" in bad[0]["reason"]
     # Every step trained on the other rows: no skipped step, finite losses and weights.
     assert not [r for r in caplog.records if "non-finite loss" in r.getMessage()]
-    losses = _losses(run)
+    losses = logged_losses(run)
     assert len(losses) == 6 and all(np.isfinite(losses))
     assert all(torch.isfinite(w).all() for w in load_file(run / "model" /
                                                           "model.safetensors").values())
@@ -112,5 +104,5 @@ def test_two_processes_agree_on_an_overflowing_row(tmp_path: Path,
     bad = [json.loads(line) for line in
            (tmp_path / "run" / "bad_samples.jsonl").read_text().splitlines()]
     assert {b["id"] for b in bad} == {"r5"} and "3e+38" in bad[0]["reason"]
-    losses = _losses(tmp_path / "run")
+    losses = logged_losses(tmp_path / "run")
     assert len(losses) == 4 and all(np.isfinite(losses))

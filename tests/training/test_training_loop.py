@@ -3,48 +3,24 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
-from safetensors.torch import load_file
 
 from anymodal.config import load_config
 from anymodal.errors import AnymodalError, DataError
 from anymodal.training import train
 from anymodal.training.checkpoint import latest_checkpoint
 from tests.conftest import PYTHON, REPO, vector_overrides
-
-HOOK_PLUGIN = '''
-import os, signal
-from anymodal import hookimpl
-
-@hookimpl
-def anymodal_on_step_end(step, metrics, state):
-    if step == int(os.environ.get("STOP_AT_STEP", "-1")):
-        os.kill(os.getpid(), getattr(signal, os.environ["STOP_SIGNAL"]))
-'''
-
-
-def _cli_train(overrides: list[str], env: dict[str, str], plugin_dir: Path | None = None,
-               extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    env = dict(env)
-    if plugin_dir is not None:
-        env["PYTHONPATH"] = f"{plugin_dir}{os.pathsep}{env.get('PYTHONPATH', '')}"
-        env["ANYMODAL_PLUGIN_MODULES"] = "stop_hook"
-    env.update(extra_env or {})
-    return subprocess.run([PYTHON, "-m", "anymodal", "train", "recipes/smoke_clip.yaml",
-                           *overrides], cwd=REPO, env=env, capture_output=True, text=True,
-                          timeout=600)
-
-
-def _weights(run: Path) -> dict[str, torch.Tensor]:
-    return load_file(str(run / "model" / "model.safetensors"))
-
+from tests.training.interrupted_runs import (
+    HOOK_PLUGIN,
+    cli_train,
+    final_weights,
+    sigkill_then_resume,
+)
+from tests.training.vector_files import manifest_config, vector_rows, write_manifest
 
 # Every objective, with its own randomness: Symile's shuffled negatives (a generator the
 # objective holds), and modality dropout (on by default for symile and gram).
@@ -63,27 +39,11 @@ RESUME_CASES = {
 @pytest.mark.parametrize("case", sorted(RESUME_CASES))
 def test_sigkill_then_resume_gives_the_same_weights(tmp_path: Path, cli_env: dict[str, str],
                                                     case: str) -> None:
-    (tmp_path / "stop_hook.py").write_text(HOOK_PLUGIN)
     # 40 rows / batch 8 = 5 batches per epoch: the resumed part crosses an epoch boundary.
     common = [*RESUME_CASES[case], "data.train.size=40", "data.batch_size=8",
               "train.max_steps=8", "train.checkpoint_every=3", "train.deterministic=true",
               "logging.progress=false", "train.eval_every=0", "data.val=null"]
-    straight = tmp_path / "straight"
-    train(load_config(REPO / "recipes" / "smoke_clip.yaml",
-                      [*common, f"train.output_dir={straight}"]))
-
-    killed = tmp_path / "killed"
-    first = _cli_train([*common, f"train.output_dir={killed}"], cli_env, tmp_path,
-                       {"STOP_AT_STEP": "5", "STOP_SIGNAL": "SIGKILL"})
-    assert first.returncode == -signal.SIGKILL, first.stderr[-3000:]
-    assert not (killed / "model").exists()
-    assert latest_checkpoint(killed) == killed / "checkpoints" / "step_3"
-
-    resumed = train(load_config(REPO / "recipes" / "smoke_clip.yaml",
-                                [*common, f"train.output_dir={killed}", "train.resume=auto"]))
-    assert resumed.step == 8
-    a, b = _weights(straight), _weights(killed)
-    assert a.keys() == b.keys()
+    a, b = sigkill_then_resume(tmp_path, cli_env, common, kill_at=5, checkpoint=3, steps=8)
     for key in a:  # bit-identical
         assert torch.equal(a[key], b[key]), (case, key, float((a[key] - b[key]).abs().max()))
 
@@ -93,7 +53,7 @@ def test_sigterm_saves_a_checkpoint_before_exiting(tmp_path: Path, cli_env: dict
                                                    ) -> None:
     (tmp_path / "stop_hook.py").write_text(HOOK_PLUGIN)
     run = tmp_path / "run"
-    result = _cli_train([f"train.output_dir={run}", "train.max_steps=20", "data.val=null",
+    result = cli_train([f"train.output_dir={run}", "train.max_steps=20", "data.val=null",
                          "logging.progress=false"], cli_env, tmp_path,
                         {"STOP_AT_STEP": "2", "STOP_SIGNAL": "SIGTERM"})
     assert result.returncode == 130, result.stderr[-3000:]
@@ -112,7 +72,7 @@ def test_two_gloo_processes_train_together(tmp_path: Path, cli_env: dict[str, st
         cwd=REPO, env=cli_env, capture_output=True, text=True, timeout=600)
     assert launched.returncode == 0, launched.stderr[-3000:]
     one = tmp_path / "one"
-    single = _cli_train([*overrides, "data.batch_size=32", f"train.output_dir={one}"], cli_env)
+    single = cli_train([*overrides, "data.batch_size=32", f"train.output_dir={one}"], cli_env)
     assert single.returncode == 0, single.stderr[-3000:]
     first_two = json.loads((two / "metrics.jsonl").read_text().splitlines()[0])
     first_one = json.loads((one / "metrics.jsonl").read_text().splitlines()[0])
@@ -123,26 +83,17 @@ def test_two_gloo_processes_train_together(tmp_path: Path, cli_env: dict[str, st
 
 
 def _write_manifest(tmp_path: Path) -> Path:
-    rng = np.random.default_rng(0)
-    rows = []
-    for i in range(24):
-        for key in ("a", "b"):
-            np.save(tmp_path / f"{key}{i}.npy", rng.normal(size=32).astype(np.float32))
-        row = {"id": f"r{i}", "a": f"a{i}.npy", "b": f"b{i}.npy", "label": i % 4}
-        if i % 5 == 0:
-            row["b"] = None  # a missing modality, not an error
-        rows.append(row)
+    rows = vector_rows(tmp_path, 24, keys="ab", labels=True)
+    for row in rows[::5]:
+        row["b"] = None  # a missing modality, not an error
     (tmp_path / "a3.npy").write_bytes(b"this is not a numpy file")  # corrupt
     rows[7]["a"] = "does_not_exist.npy"  # missing file
-    manifest = tmp_path / "train.jsonl"
-    manifest.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return manifest
+    return write_manifest(tmp_path, rows)
 
 
 def _manifest_config(tmp_path: Path, manifest: Path, *extra: str):
-    return load_config(None, [
-        *vector_overrides(tmp_path), "data.train.kind=manifest", f"data.train.path={manifest}",
-        "data.val=null", "data.max_bad_fraction=0.5", "train.max_steps=6", *extra])
+    return manifest_config(tmp_path, manifest, "data.max_bad_fraction=0.5", "train.max_steps=6",
+                           *extra)
 
 
 def test_bad_rows_are_skipped_and_reported(tmp_path: Path) -> None:
@@ -197,7 +148,7 @@ def test_frozen_encoder_and_lr_multiplier(tmp_path: Path) -> None:
     torch.manual_seed(0)
     before = anymodal.MultiModalModel(config).state_dict()
     train(config)
-    after = _weights(tmp_path / "run")
+    after = final_weights(tmp_path / "run")
     for key in after:
         if key.startswith("encoders.a.") or key.startswith("encoders.b.") \
                 or key.startswith("heads.b."):
@@ -244,7 +195,7 @@ def test_gradient_accumulation_is_the_mean_of_micro_batch_gradients(tmp_path: Pa
     torch.manual_seed(config.train.seed)
     reference = anymodal.MultiModalModel(config)
     train(config)
-    trained = _weights(tmp_path / "run")
+    trained = final_weights(tmp_path / "run")
 
     # The same 16 rows, in the order the loop's seeded sampler gives them.
     dataset = build_dataset(config.data.train, reference.modalities, True, "raise")
