@@ -136,10 +136,14 @@ class Shard:
         """The global rows a higher-order term uses under the ``missing`` policy."""
         return self.complete_rows() if missing == "drop" else self.all_rows()
 
-    def select(self, keep: Tensor) -> Rows:
-        """The :class:`Rows` of a term that uses the global rows where ``keep`` is True."""
+    def select(self, keep: Tensor, anchors: Tensor | None = None) -> Rows:
+        """The :class:`Rows` of a term over the global rows where ``keep`` is True.
+
+        ``keep`` selects the candidates; the anchors are this process's rows where
+        ``anchors`` is True (``keep`` when None; ``anchors`` must lie within ``keep``).
+        """
         position = torch.cumsum(keep.long(), dim=0) - 1
-        mine = keep[self.offset : self.offset + self.n_local]
+        mine = (keep if anchors is None else anchors)[self.offset : self.offset + self.n_local]
         local = torch.nonzero(mine, as_tuple=False).squeeze(1)
         return Rows(local, position[self.offset + local], keep, int(keep.sum().item()))
 

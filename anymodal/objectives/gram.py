@@ -33,6 +33,7 @@ from anymodal.objectives.base import (
     count_tensor,
 )
 from anymodal.objectives.clip import check_smoothing
+from anymodal.objectives.groups import Group, groups
 from anymodal.objectives.volume import gram_volume
 from anymodal.types import ObjectiveSpec
 
@@ -106,11 +107,10 @@ class GramLoss(Objective):
 
     def _group_sums(self, shard: Shard, group: Group) -> tuple[Tensor, Tensor]:
         """Summed cross-entropies of this process's rows of ``group``, both directions."""
-        mine = shard.select(group.rows)
+        mine = shard.select(group.candidates, group.rows)
         if mine.local.numel() == 0:
             return shard.tie, shard.tie
-        # The positive of row i is i's position among the group's candidate rows.
-        targets = (torch.cumsum(group.candidates.long(), 0) - 1)[shard.offset + mine.local]
+        targets = mine.targets  # row i's position among the group's candidate rows
         anchors_all = shard.full[group.anchor][group.candidates]
         tuples_all = [shard.full[m][group.candidates] for m in group.members]
         anchors_mine = shard.local[group.anchor][mine.local]
@@ -138,50 +138,6 @@ class GramLoss(Objective):
         tensors = check_query(query, candidates)
         volume = self.volume_fn(candidates, tensors)  # [C, Q]
         return -as_scale(logit_scale, candidates) * volume.T
-
-
-@dataclass
-class Group:
-    """Rows of a batch that have the same members, and the rows they are scored against.
-
-    Args:
-        anchor: the modality in the anchor role for these rows.
-        members: the other modalities they have, in the batch's order.
-        rows: which global rows are in the group. ``BoolTensor[N]``.
-        candidates: the rows that have the anchor and every member (``rows`` among them).
-    """
-
-    anchor: str
-    members: tuple[str, ...]
-    rows: Tensor
-    candidates: Tensor
-
-
-def groups(present: Mapping[str, Tensor], anchor: str) -> list[Group]:
-    """The rows of a batch grouped by the modalities they have.
-
-    A row's tuple is its present modalities: the configured ``anchor`` in the anchor role
-    when the row has it, else its present modality first by name (not by the batch's
-    order, so that the loss does not depend on the order of the modalities). Rows with fewer
-    than two modalities take no part. Without hidden modalities there is one group, the
-    whole batch, and this is GRAM as published.
-
-    Shapes:
-        present: ``{m: BoolTensor[N]}`` in the batch's modality order.
-    """
-    names = list(present)
-    mask = torch.stack([present[m] for m in names], dim=1)  # [N, M]
-    order = [names.index(anchor)] + [names.index(m) for m in sorted(names) if m != anchor]
-    found = []
-    for pattern in torch.unique(mask, dim=0).tolist():
-        have = [k for k in order if pattern[k]]
-        if len(have) < 2:
-            continue
-        rows = (mask == torch.tensor(pattern, device=mask.device)).all(dim=1)
-        candidates = mask[:, have].all(dim=1)
-        members = tuple(names[k] for k in sorted(have[1:]))
-        found.append(Group(names[have[0]], members, rows, candidates))
-    return found
 
 
 SPEC = ObjectiveSpec(

@@ -13,6 +13,14 @@ range over candidate tuples of the other modalities, its positive is its own tup
   ``torch.randperm`` per (anchor, non-anchor modality), drawn from the objective's own
   generator (seeded by ``seed``, in modality order). The permutations apply to the global
   batch and are the same in every process, since every process draws them alike.
+
+Rows with hidden modalities (``present``; subset-consistent training) are grouped by the
+modalities they have (:mod:`anymodal.objectives.groups`): such a row is contrasted with the
+tuples of its present members taken from every row that has them, and its hidden members
+(the model's learned missing embeddings) weigh the positive and every candidate alike, as
+:meth:`SymileLoss.score` weighs a query that lacks them. (Mixing them with complete tuples
+instead let the loss pick the positive out by its missing embedding alone; on digits that
+cost the all-modality queries 0.3-0.4 of R@1, ``benchmarks/results/subset_training.md``.)
 """
 
 from __future__ import annotations
@@ -37,6 +45,7 @@ from anymodal.objectives.base import (
     count_tensor,
     query_product,
 )
+from anymodal.objectives.groups import groups
 from anymodal.types import ObjectiveSpec
 
 __all__ = ["SPEC", "SymileConfig", "SymileLoss"]
@@ -50,9 +59,10 @@ class SymileConfig:
 
     Args:
         negatives: ``"n"`` (N-1 shuffled tuples per row) or ``"n_squared"`` (every tuple).
-        missing: ``"embedding"`` uses every row as given (the model has put its learned
-            missing embedding in place of absent modalities); ``"drop"`` keeps only the
-            rows that have every modality.
+        missing: ``"embedding"`` uses every row, scored on its present members with the
+            learned missing embeddings of the absent ones (the model puts them in their
+            place) against candidates of the same shape; ``"drop"`` keeps only the rows
+            that have every modality.
         seed: seed of the generator of the ``"n"`` permutations.
     """
 
@@ -105,60 +115,101 @@ class SymileLoss(Objective):
             missing_keys.remove(key)
 
     def terms(self, shard: Shard) -> tuple[Tensor, dict[str, Tensor]]:
-        """The mean over anchors of the anchor terms, and each anchor's term."""
-        rows = shard.select(shard.rows_for(self.config.missing))
-        parts: dict[str, Tensor] = {}
-        anchor_losses = []
-        for a in shard.names:
-            term = self._anchor_term(shard, rows, a) if rows.count >= 2 else shard.tie
-            parts[f"{a}_anchor_loss"] = term
-            anchor_losses.append(term)
-        parts["rows"] = count_tensor(rows.count, shard.scale)
-        loss = torch.stack(anchor_losses).mean() if rows.count >= 2 else shard.tie
+        """The mean over (row, anchor) of the anchor terms, and each anchor's term.
+
+        Rows are grouped by the modalities they have (:func:`~anymodal.objectives.groups.
+        groups`); a group's rows are contrasted with the tuples of every row that has the
+        group's modalities, and their hidden members (the model's missing embeddings)
+        weigh the product of the positive and of every candidate alike. Each present
+        modality of a group is an anchor in turn. With every row complete there is one
+        group and this is Symile as published.
+        """
+        present = dict(shard.present)
+        if self.config.missing == "drop":
+            complete = shard.complete_rows()
+            present = {m: complete for m in shard.names}
+        sums: dict[str, list[Tensor]] = {a: [] for a in shard.names}
+        counts = dict.fromkeys(shard.names, 0)
+        found = groups(present, shard.names[0])
+        for group in found:
+            rows = shard.select(group.candidates, group.rows)
+            if rows.count < 2:  # one candidate: nothing to contrast
+                continue
+            for a, loss_sum in self._group_sums(shard, rows, group.have(shard.names)).items():
+                sums[a].append(loss_sum)
+                counts[a] += int(group.rows.sum())
+        total = sum(counts.values())
+        parts: dict[str, Tensor] = {
+            f"{a}_anchor_loss": shard.share(torch.stack(sums[a]).sum(), counts[a])
+            if counts[a] else shard.tie for a in shard.names}
+        # Rows that have a tuple (two modalities or more), as the term with one is zero.
+        parts["rows"] = count_tensor(sum(int(g.rows.sum()) for g in found), shard.scale)
+        every = [x for a in shard.names for x in sums[a]]
+        loss = shard.share(torch.stack(every).sum(), total) if total else shard.tie
         if self.config.negatives == "n":
             with torch.no_grad():
                 self.generator_state.copy_(self.generator.get_state())
         return loss, parts
 
-    def _anchor_term(self, shard: Shard, rows: Rows, a: str) -> Tensor:
-        """This process's share of ``CE(s·logits_a, positive)``."""
-        others = [m for m in shard.names if m != a]
-        anchor = rows.mine(shard.local[a])  # [n_v, D]
-        positive = anchor
-        for m in others:
-            positive = positive * rows.mine(shard.local[m])
-        positive = shard.scale * positive.sum(-1)  # [n_v]
-        candidates = [rows.every(shard.full[m]) for m in others]  # each [count, D]
-        if self.config.negatives == "n_squared":
-            if anchor.shape[0] == 0:  # this process holds none of the term's rows
-                return shard.tie
-            from anymodal.kernels import mip_logsumexp, mip_logsumexp_all
+    def _group_sums(self, shard: Shard, rows: Rows, have: list[str]) -> dict[str, Tensor]:
+        """Summed ``CE(s·logits_a, positive)`` of this process's rows of one group.
 
-            if shard.world < len(shard.names):
-                # One traversal of the N^M tensor gives every anchor's normaliser (1/M of
-                # the work of one call per anchor; with W processes each walks the global
-                # tensor, W/M of it): computed for the first anchor, reused by the others.
-                cached: tuple[Rows, list[Tensor]] | None = getattr(self, "_normalisers", None)
-                if cached is None or cached[0] is not rows:
-                    full = [rows.every(shard.full[m]) for m in shard.names]
-                    cached = (rows, mip_logsumexp_all(full, shard.scale))
-                    self._normalisers: tuple[Rows, list[Tensor]] | None = cached
-                normaliser = cached[1][shard.names.index(a)][rows.targets]  # [n_v]
-                if a == shard.names[-1]:
-                    self._normalisers = None  # the batch's graph is not kept past it
+        Returns one sum per anchor ``a`` in ``have`` (the group's modalities).
+        """
+        hidden = [m for m in shard.names if m not in have]
+        weight: Tensor | None = None  # the product of the rows' missing embeddings
+        for m in hidden:
+            weight = rows.mine(shard.local[m]) if weight is None else \
+                weight * rows.mine(shard.local[m])
+        normalisers: list[Tensor] | None = None
+        if (self.config.negatives == "n_squared" and not hidden
+                and shard.world < len(have) and rows.local.numel()):
+            from anymodal.kernels import mip_logsumexp_all
+
+            # One traversal of the N^M tensor gives every anchor's normaliser (1/M of the
+            # work of one call per anchor; with W processes each walks the global tensor).
+            normalisers = mip_logsumexp_all([rows.every(shard.full[m]) for m in have],
+                                            shard.scale)
+        out = {}
+        for a in have:
+            anchor = rows.mine(shard.local[a])  # [n_v, D]
+            if weight is not None:
+                anchor = anchor * weight
+            others = [m for m in have if m != a]
+            positive = anchor
+            for m in others:
+                positive = positive * rows.mine(shard.local[m])
+            positive = shard.scale * positive.sum(-1)  # [n_v]
+            candidates = [rows.every(shard.full[m]) for m in others]  # each [count, D]
+            if self.config.negatives == "n":
+                out[a] = self._shuffled_sum(shard, rows, anchor, positive, candidates)
+            elif not rows.local.numel():  # this process holds none of the group's rows
+                out[a] = shard.tie
             else:
-                normaliser = mip_logsumexp(anchor, candidates, shard.scale)  # [n_v]
-            loss_sum = (normaliser - positive).sum()
-        else:
-            shuffled = torch.ones_like(candidates[0])
-            for tensor in candidates:
-                perm = torch.randperm(rows.count, generator=self.generator)
-                shuffled = shuffled * tensor[perm.to(tensor.device)]
-            logits = shard.scale * (anchor @ shuffled.T)  # [n_v, count]
-            # The positive tuple replaces the shuffled one on the diagonal (in place).
-            logits[torch.arange(len(rows.local), device=logits.device), rows.targets] = positive
-            loss_sum = F.cross_entropy(logits, rows.targets, reduction="sum")
-        return shard.share(loss_sum, rows.count)
+                if normalisers is not None:
+                    normaliser = normalisers[have.index(a)][rows.targets]
+                else:
+                    from anymodal.kernels import mip_logsumexp
+
+                    normaliser = mip_logsumexp(anchor, candidates, shard.scale)  # [n_v]
+                out[a] = (normaliser - positive).sum()
+        return out
+
+    def _shuffled_sum(self, shard: Shard, rows: Rows, anchor: Tensor, positive: Tensor,
+                      candidates: list[Tensor]) -> Tensor:
+        """The summed CE over the ``"n"`` negatives of one anchor.
+
+        Each candidate modality is permuted on its own and the positive put on the
+        diagonal. The permutations are drawn in every process, rows or not.
+        """
+        shuffled = torch.ones_like(candidates[0])
+        for tensor in candidates:
+            perm = torch.randperm(rows.count, generator=self.generator)
+            shuffled = shuffled * tensor[perm.to(tensor.device)]
+        logits = shard.scale * (anchor @ shuffled.T)  # [n_v, count]
+        # The positive tuple replaces the shuffled one on the diagonal (in place).
+        logits[torch.arange(len(rows.local), device=logits.device), rows.targets] = positive
+        return F.cross_entropy(logits, rows.targets, reduction="sum")
 
     def score(
         self, query: Mapping[str, Tensor], candidates: Tensor, logit_scale: Tensor | float,

@@ -130,6 +130,8 @@ def test_symile_n_matches_reference(m: int, missing: str | None) -> None:
     names = [f"m{k}" for k in range(m)]
 
     def reference(e, s, p, _):
+        if missing == "embedding":
+            return ref.symile_subsets(e, s, p, negatives="n", seed=7)
         keep = _complete(p, names) if missing == "drop" else None
         return ref.symile_n(e, s, seed=7, keep=keep)
 
@@ -143,6 +145,8 @@ def test_symile_n_squared_matches_reference(m: int, missing: str | None) -> None
     names = [f"m{k}" for k in range(m)]
 
     def reference(e, s, p, _):
+        if missing == "embedding":
+            return ref.symile_subsets(e, s, p, negatives="n_squared")
         keep = _complete(p, names) if missing == "drop" else None
         return ref.symile_n_squared(e, s, keep=keep)
 

@@ -14,7 +14,7 @@ import torch
 
 import anymodal
 from anymodal.objectives import GramConfig, GramLoss
-from anymodal.objectives.gram import groups
+from anymodal.objectives.groups import groups
 
 SCALE = 3.0
 
@@ -100,8 +100,9 @@ def _vector_model(objective: str, **params: object) -> anymodal.MultiModalModel:
 
 
 def test_symile_hidden_member_is_the_models_missing_embedding() -> None:
-    """The model puts its missing embedding in the hidden rows; the loss of such a row is
-    Symile's loss with that vector as the member."""
+    """The model puts its missing embedding in the hidden rows; such a row is contrasted
+    with tuples that hold that same vector in the hidden member's place (rows grouped by
+    the members they have), as a query without that member is scored."""
     model = _vector_model("symile", negatives="n_squared")
     rows = torch.randn(5, 8)
     has_b = torch.tensor([True, True, False, True, False])
@@ -114,7 +115,7 @@ def test_symile_hidden_member_is_the_models_missing_embedding() -> None:
     miss = torch.nn.functional.normalize(model.missing["b"], dim=-1)
     torch.testing.assert_close(emb["b"][2], miss)
     torch.testing.assert_close(emb["b"][4], miss)
-    want = ref.symile_n_squared(emb, model.logit_scale())
+    want = ref.symile_subsets(emb, model.logit_scale(), batch["present"])
     torch.testing.assert_close(got, want)
 
 
@@ -161,3 +162,19 @@ def test_symile_permutation_state_travels_in_the_state_dict() -> None:
     assert not torch.allclose(fresh(emb, 5.0)["loss"], resumed(emb, 5.0)["loss"])
     old = anymodal.create_objective("symile", seed=5)
     old.load_state_dict({})  # written before the state was kept: no missing key
+
+
+def test_symile_hidden_rows_are_not_told_apart_by_the_hidden_member() -> None:
+    """Rows 4-5 lack m1: their terms contrast (m0, m2) only, so what the complete rows
+    hold in m1 moves the complete rows' Symile and nothing else (no shortcut through m1:
+    a candidate with a real m1 beside a positive with the missing one)."""
+    emb = ref.embeddings(3, 6, 5, seed=21, grad=False)
+    present = _hide(list(emb), 6, {"m1": [4, 5]})
+    other = {**emb, "m1": torch.cat([torch.randn(4, 5, dtype=torch.float64), emb["m1"][4:]])}
+    objective = anymodal.create_objective("symile", negatives="n_squared").double()
+    moved = objective(other, SCALE, present)["loss"] - objective(emb, SCALE, present)["loss"]
+    scale = torch.tensor(SCALE, dtype=torch.float64)
+    complete = [ref.symile_n_squared({m: x[:4] for m, x in e.items()}, scale)
+                for e in (other, emb)]
+    # 4 complete rows x 3 anchors and 2 hidden rows x 2 anchors share the mean.
+    torch.testing.assert_close(moved, (complete[0] - complete[1]) * 12 / 16)
