@@ -17,7 +17,7 @@ from anymodal.errors import ArtifactError
 from anymodal.retrieval.index import Index
 from anymodal.retrieval.storage import IndexFileError, header_digest
 from anymodal.utils.checksums import sha256_file
-from tests.fault_injection import every_kill_point
+from tests.fault_injection import every_kill_point, race
 
 from .conftest import synth
 
@@ -97,19 +97,12 @@ def test_a_kill_at_any_rename_or_delete_of_a_save_leaves_a_loadable_index(tmp_pa
 def test_two_processes_saving_at_once_then_saving_again(tmp_path: Path) -> None:
     # issue 14: after one raced Index.save every later save failed with "Directory not empty".
     path = tmp_path / "x.index"
-    children = []
-    for n in (30, 40):
-        pid = os.fork()
-        if pid == 0:
-            code = 0
-            try:
-                for _ in range(15):
-                    _index(n).save(path)
-            except BaseException:  # reported through the exit status
-                code = 1
-            os._exit(code)
-        children.append(pid)
-    assert [os.waitstatus_to_exitcode(os.waitpid(p, 0)[1]) for p in children] == [0, 0]
+
+    def saves(n: int) -> None:
+        for _ in range(15):
+            _index(n).save(path)
+
+    race([lambda: saves(30), lambda: saves(40)])
     assert len(Index.load(path)) in (30, 40)
     _index(50).save(path)
     assert len(Index.load(path)) == 50

@@ -22,7 +22,7 @@ from anymodal.training.checkpoint import (
     load_checkpoint,
     save_checkpoint,
 )
-from tests.fault_injection import every_kill_point
+from tests.fault_injection import every_kill_point, race
 
 
 def _accelerator() -> tuple[Accelerator, torch.nn.Module]:
@@ -127,21 +127,14 @@ def test_a_kill_at_any_rename_or_delete_leaves_a_resumable_run(tmp_path: Path) -
 
 def test_two_processes_saving_the_same_step_leave_a_valid_checkpoint(tmp_path: Path) -> None:
     acc, model = _accelerator()
-    children = []
-    for shift in (1.0, 2.0):
-        pid = os.fork()
-        if pid == 0:
-            code = 0
-            try:
-                with torch.no_grad():
-                    model.weight.add_(shift)
-                for step in range(5):
-                    save_checkpoint(acc, tmp_path, TrainerState(step=7, samples_seen=step), 2)
-            except BaseException:  # reported through the exit status
-                code = 1
-            os._exit(code)
-        children.append(pid)
-    assert [os.waitstatus_to_exitcode(os.waitpid(p, 0)[1]) for p in children] == [0, 0]
+
+    def saves(shift: float) -> None:
+        with torch.no_grad():
+            model.weight.add_(shift)
+        for step in range(5):
+            save_checkpoint(acc, tmp_path, TrainerState(step=7, samples_seen=step), 2)
+
+    race([lambda: saves(1.0), lambda: saves(2.0)])
     found = latest_checkpoint(tmp_path)
     assert found is not None and load_checkpoint(acc, found).step == 7
 

@@ -13,7 +13,7 @@ import pytest
 import anymodal.utils.atomic as atomic
 from anymodal.errors import AnymodalError
 from anymodal.utils.atomic import atomic_directory, atomic_write_text, recover
-from tests.fault_injection import every_kill_point
+from tests.fault_injection import every_kill_point, race
 
 
 def _write(target: Path, version: str) -> None:
@@ -135,20 +135,12 @@ def test_two_writers_racing_leave_one_complete_copy(
     if not exchange:
         monkeypatch.setattr(atomic, "_RENAMEAT2", None)
     target = tmp_path / "art"
-    children = []
-    for name in ("x", "y"):
-        pid = os.fork()
-        if pid == 0:
-            code = 0
-            try:
-                for i in range(40):
-                    _write(target, f"{name}{i}")
-            except BaseException:  # reported through the exit status
-                code = 1
-            os._exit(code)
-        children.append(pid)
-    codes = [os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) for pid in children]
-    assert codes == [0, 0]
+
+    def writes(name: str) -> None:
+        for i in range(40):
+            _write(target, f"{name}{i}")
+
+    race([lambda: writes("x"), lambda: writes("y")])
     recover(target)
     assert _version(target) in ("x39", "y39")
     assert _hidden(tmp_path) == []
