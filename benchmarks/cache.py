@@ -96,6 +96,55 @@ def per_item_ms(cache: Path, rows: int = 60) -> dict[str, tuple[float, float]]:
     return out
 
 
+def step_and_batch_seconds(cache: Path, batches: int = 3) -> dict[str, float]:
+    """Seconds of one training step (forward, backward, AdamW) and of loading one batch of
+    64 rows from the files and from the (warm) cache, each in one process and one thread.
+
+    A loader worker pays the loading time per batch and the training process the step, so
+    on C cores a run makes at most ``min(1 / step, C / (step + batch))`` steps per second:
+    :func:`ceiling` turns these into the most the cache can buy on this machine.
+    """
+    import torch
+    from omegaconf import OmegaConf
+    from torch.utils.data import Subset
+
+    from anymodal.config import load_config
+    from anymodal.data.build import build_dataloader, build_dataset
+    from anymodal.data.sample_cache import with_sample_cache
+    from anymodal.model import MultiModalModel
+
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    config = load_config(REPO / RECIPE, [])
+    model = MultiModalModel(config).train()
+    specs = model.modalities
+    cached = with_sample_cache(specs, OmegaConf.create(
+        {"dir": str(cache), "modalities": CACHED.strip("[]").split(",")}))
+    out = {}
+    for name, use in (("files", specs), ("cache fill", cached), ("cache", cached)):
+        rows = Subset(build_dataset(config.data.train, use, True, "skip"), range(64 * batches))
+        began = time.perf_counter()
+        loaded = list(build_dataloader(rows, use, 64, shuffle=False))
+        out[name] = (time.perf_counter() - began) / batches
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    times = []
+    for batch in loaded * 2:  # the first pass warms up
+        began = time.perf_counter()
+        model.compute_loss(batch)["loss"].backward()
+        optimizer.step()
+        optimizer.zero_grad()
+        times.append(time.perf_counter() - began)
+    out["step"] = sum(times[batches:]) / batches
+    return out
+
+
+def ceiling(seconds: dict[str, float], cores: int) -> tuple[float, float]:
+    """Most steps/s without and with the cache on ``cores`` cores (see
+    :func:`step_and_batch_seconds`)."""
+    step = seconds["step"]
+    return tuple(min(1 / step, cores / (step + seconds[k])) for k in ("files", "cache"))
+
+
 def main() -> None:
     """Run both, print and write the table."""
     parser = argparse.ArgumentParser(description=__doc__)
@@ -104,7 +153,26 @@ def main() -> None:
                         help="only the loader's rows/s (no training runs)")
     parser.add_argument("--per-item", action="store_true",
                         help="only ms per item of each cached modality, files vs cache")
+    parser.add_argument("--ceiling", action="store_true",
+                        help="only the step's and a batch's load seconds, and the most "
+                             "steps/s they allow with and without the cache")
     args = parser.parse_args()
+    if args.ceiling:
+        with tempfile.TemporaryDirectory() as tmp:
+            sec = step_and_batch_seconds(Path(tmp) / "samples")
+        cores = len(os.sched_getaffinity(0))
+        plain_max, cached_max = ceiling(sec, cores)
+        text = (f"\nCeiling (`python benchmarks/cache.py --ceiling`: one process, one thread, "
+                f"batch 64): a step (forward, backward, AdamW) {sec['step']:.3f} s; loading "
+                f"a batch {sec['files']:.3f} s from the files, {sec['cache']:.3f} s from the "
+                f"warm cache ({sec['cache fill']:.3f} s filling it). On {cores} cores a run "
+                f"makes at most min(1/step, {cores}/(step + batch)) steps/s: "
+                f"{plain_max:.2f} without the cache, {cached_max:.2f} with it, so the cache "
+                f"can buy at most **{cached_max / plain_max:.2f}x** here (load average "
+                f"{os.getloadavg()[0]:.1f}).\n")
+        print(text)
+        RESULTS.write_text((RESULTS.read_text() if RESULTS.exists() else "") + text)
+        return
     if args.per_item:
         with tempfile.TemporaryDirectory() as tmp:
             ms = per_item_ms(Path(tmp) / "samples")
