@@ -78,5 +78,7 @@ bench-gpu: install
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache runs
 
+# The objective study: every objective with and without subset-consistent training, 3 seeds,
+# one run per core at a time, items decoded once (sample cache under data/).
 compare: install
-	$(PY) examples/compare_objectives.py
+	$(PY) examples/compare_objectives.py --jobs $$(nproc) --cache data/digits3-cache
