@@ -450,27 +450,35 @@ def kind_summary(result: StudyResult) -> list[str]:
 
 
 def plot(result: StudyResult, path: Path) -> None:
-    """Grouped bars of mean R@1 (error bars: std over seeds), chance as dashed lines."""
+    """Mean R@1 by query kind (one-modality, two-modality), one panel each: per objective a
+    bar without and one with subset-consistent training (error bars: std over seeds of the
+    seed's mean over the kind's tasks), chance dashed. The table has every task."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(max(10, 1.4 * len(result.tasks)), 5))
-    width = 0.8 / max(len(result.labels), 1)
-    x = np.arange(len(result.tasks))
-    for i, label in enumerate(result.labels):
-        recall = result.recall[label]
-        ax.bar(x + (i - (len(result.labels) - 1) / 2) * width, recall.mean(axis=1), width,
-               yerr=recall.std(axis=1), capsize=2, label=label)
-    for j, task in enumerate(result.tasks):
-        ax.hlines(result.chance[task], j - 0.45, j + 0.45, colors="black", linestyles="dashed",
-                  label="chance" if j == 0 else None)
-    ax.set_xticks(x, result.tasks)
-    ax.set_ylabel("test R@1 (label positives)")
-    ax.set_ylim(0, 1)
-    ax.set_title("digits (image, audio, text): objectives on the same data and budget")
-    ax.legend(fontsize=8, ncol=3, loc="upper left")
+    kinds = {"one-modality queries": [t for t, task in enumerate(result.tasks) if "+" not in task],
+             "two-modality (all-others) queries": [t for t, task in enumerate(result.tasks)
+                                                   if "+" in task]}
+    kinds = {kind: index for kind, index in kinds.items() if index}
+    bases = list(dict.fromkeys(label.removesuffix(SUBSET_SUFFIX) for label in result.labels))
+    fig, axes = plt.subplots(1, len(kinds), figsize=(7 * len(kinds), 5), squeeze=False)
+    x = np.arange(len(bases))
+    for ax, (kind, index) in zip(axes[0], kinds.items()):
+        for shift, suffix, name in ((-0.2, "", "subsets off"), (0.2, SUBSET_SUFFIX, "+subsets")):
+            per_seed = [result.recall[b + suffix][index].mean(axis=0)
+                        if b + suffix in result.recall else np.full(1, np.nan) for b in bases]
+            ax.bar(x + shift, [v.mean() for v in per_seed], 0.4, label=name, capsize=2,
+                   yerr=[v.std() for v in per_seed])
+        chance = float(np.mean([result.chance[result.tasks[t]] for t in index]))
+        ax.axhline(chance, color="black", linestyle="dashed", label="chance")
+        ax.set_xticks(x, bases, rotation=35, ha="right", fontsize=8)
+        ax.set_ylim(0, 1)
+        ax.set_title(kind)
+        ax.set_ylabel("mean test R@1 (label positives)")
+        ax.legend(fontsize=8, loc="lower left")
+    fig.suptitle("digits (image, audio, text): every objective on the same data and budget")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
