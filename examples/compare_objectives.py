@@ -23,7 +23,7 @@ Run from the repository root::
     .venv/bin/python examples/compare_objectives.py --quick   # a smoke run (a minute)
 
 The study (11 objectives with and without subsets, and one GradCache row at 4x the cost;
-3 seeds, 600 steps) takes about 95 minutes on 2 cores with
+3 seeds, 600 steps) took 82 minutes on 2 cores with
 ``--jobs 2 --cache ...`` (one run ~2 minutes); ``--jobs`` trains that many runs at once,
 each in its own process with one torch thread, and the sample cache decodes each item once
 for every run (the batches and the results are the same without it).
