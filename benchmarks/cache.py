@@ -145,6 +145,43 @@ def ceiling(seconds: dict[str, float], cores: int) -> tuple[float, float]:
     return tuple(min(1 / step, cores / (step + seconds[k])) for k in ("files", "cache"))
 
 
+def ceiling_text() -> str:
+    """The ``--ceiling`` paragraph (see :func:`step_and_batch_seconds`)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        sec = step_and_batch_seconds(Path(tmp) / "samples")
+    cores = len(os.sched_getaffinity(0))
+    plain_max, cached_max = ceiling(sec, cores)
+    return (f"\nCeiling (`python benchmarks/cache.py --ceiling`: one process, one thread, "
+            f"batch 64): a step (forward, backward, AdamW) {sec['step']:.3f} s; loading "
+            f"a batch {sec['files']:.3f} s from the files, {sec['cache']:.3f} s from the "
+            f"warm cache ({sec['cache fill']:.3f} s filling it). On {cores} cores a run "
+            f"makes at most min(1/step, {cores}/(step + batch)) steps/s: "
+            f"{plain_max:.2f} without the cache, {cached_max:.2f} with it, so the cache "
+            f"can buy at most **{cached_max / plain_max:.2f}x** here (load average "
+            f"{os.getloadavg()[0]:.1f}).\n")
+
+
+def per_item_text() -> str:
+    """The ``--per-item`` sentence (see :func:`per_item_ms`)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        ms = per_item_ms(Path(tmp) / "samples")
+    return ("\nPer item (`python benchmarks/cache.py --per-item`: load + train transform, "
+            "one process, first 60 train rows, ms from the files / from the cache): "
+            + ", ".join(f"{k} {a:.2f} / {b:.2f}" for k, (a, b) in ms.items())
+            + f" (load average {os.getloadavg()[0]:.1f}).\n")
+
+
+def loader_text() -> str:
+    """The ``--loader-only`` sentence (see :func:`loader_rate`)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        plain_rate, cached_rate = loader_rate(None), loader_rate(Path(tmp) / "samples")
+    return (f"\nLoader alone (`python benchmarks/cache.py --loader-only`: the training "
+            f"loader, 2 workers, batch 64, its second epoch, no model step): "
+            f"{plain_rate:.0f} rows/s without the cache, {cached_rate:.0f} rows/s with "
+            f"it, **{cached_rate / plain_rate:.2f}x** (load average "
+            f"{os.getloadavg()[0]:.1f} at the end).\n")
+
+
 def main() -> None:
     """Run both, print and write the table."""
     parser = argparse.ArgumentParser(description=__doc__)
@@ -157,43 +194,13 @@ def main() -> None:
                         help="only the step's and a batch's load seconds, and the most "
                              "steps/s they allow with and without the cache")
     args = parser.parse_args()
-    if args.ceiling:
-        with tempfile.TemporaryDirectory() as tmp:
-            sec = step_and_batch_seconds(Path(tmp) / "samples")
-        cores = len(os.sched_getaffinity(0))
-        plain_max, cached_max = ceiling(sec, cores)
-        text = (f"\nCeiling (`python benchmarks/cache.py --ceiling`: one process, one thread, "
-                f"batch 64): a step (forward, backward, AdamW) {sec['step']:.3f} s; loading "
-                f"a batch {sec['files']:.3f} s from the files, {sec['cache']:.3f} s from the "
-                f"warm cache ({sec['cache fill']:.3f} s filling it). On {cores} cores a run "
-                f"makes at most min(1/step, {cores}/(step + batch)) steps/s: "
-                f"{plain_max:.2f} without the cache, {cached_max:.2f} with it, so the cache "
-                f"can buy at most **{cached_max / plain_max:.2f}x** here (load average "
-                f"{os.getloadavg()[0]:.1f}).\n")
-        print(text)
-        RESULTS.write_text((RESULTS.read_text() if RESULTS.exists() else "") + text)
-        return
-    if args.per_item:
-        with tempfile.TemporaryDirectory() as tmp:
-            ms = per_item_ms(Path(tmp) / "samples")
-        text = ("\nPer item (`python benchmarks/cache.py --per-item`: load + train transform, "
-                "one process, first 60 train rows, ms from the files / from the cache): "
-                + ", ".join(f"{k} {a:.2f} / {b:.2f}" for k, (a, b) in ms.items())
-                + f" (load average {os.getloadavg()[0]:.1f}).\n")
-        print(text)
-        RESULTS.write_text((RESULTS.read_text() if RESULTS.exists() else "") + text)
-        return
-    if args.loader_only:
-        with tempfile.TemporaryDirectory() as tmp:
-            plain_rate, cached_rate = loader_rate(None), loader_rate(Path(tmp) / "samples")
-        text = (f"\nLoader alone (`python benchmarks/cache.py --loader-only`: the training "
-                f"loader, 2 workers, batch 64, its second epoch, no model step): "
-                f"{plain_rate:.0f} rows/s without the cache, {cached_rate:.0f} rows/s with "
-                f"it, **{cached_rate / plain_rate:.2f}x** (load average "
-                f"{os.getloadavg()[0]:.1f} at the end).\n")
-        print(text)
-        RESULTS.write_text((RESULTS.read_text() if RESULTS.exists() else "") + text)
-        return
+    for wanted, measure in ((args.ceiling, ceiling_text), (args.per_item, per_item_text),
+                            (args.loader_only, loader_text)):
+        if wanted:  # one measurement, appended to the results page
+            text = measure()
+            print(text)
+            RESULTS.write_text((RESULTS.read_text() if RESULTS.exists() else "") + text)
+            return
     load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as tmp:
         plain = run(Path(tmp) / "plain", args.epochs, [])
