@@ -40,7 +40,6 @@ from anymodal.types import ObjectiveSpec
 __all__ = ["SPEC", "ClipConfig", "ClipLoss", "check_smoothing", "combine_pairs", "pairwise_terms"]
 
 
-
 @dataclass
 class ClipConfig(PairSelection):
     """Parameters of ``clip``.

@@ -23,6 +23,7 @@ import torch
 from torch import Tensor, nn
 
 from anymodal.errors import ConfigError
+from anymodal.objectives.base import check_choice
 
 __all__ = ["REDUCTIONS", "PairScales", "PairSelection", "PairWeights", "hard_negative_logits",
            "parse_pair_scales", "parse_pair_weights"]
@@ -50,9 +51,7 @@ class PairSelection:
     reduction: str = "mean"
 
     def __post_init__(self) -> None:
-        if self.reduction not in REDUCTIONS:
-            raise ConfigError(f"reduction must be one of {list(REDUCTIONS)}, got "
-                              f"{self.reduction!r}")
+        check_choice(self.reduction, REDUCTIONS, "reduction")
 
 
 def _pair_key(a: str, b: str) -> str:

@@ -124,26 +124,27 @@ class SymileLoss(Objective):
         modality of a group is an anchor in turn. With every row complete there is one
         group and this is Symile as published.
         """
-        present = dict(shard.present)
+        present = shard.present
         if self.config.missing == "drop":
             complete = shard.complete_rows()
             present = {m: complete for m in shard.names}
         sums: dict[str, list[Tensor]] = {a: [] for a in shard.names}
         counts = dict.fromkeys(shard.names, 0)
         found = groups(present, shard.names[0])
-        for group in found:
+        sizes = [int(group.rows.sum()) for group in found]  # one host sync per group
+        for group, size in zip(found, sizes):
             rows = shard.select(group.candidates, group.rows)
             if rows.count < 2:  # one candidate: nothing to contrast
                 continue
             for a, loss_sum in self._group_sums(shard, rows, group.have(shard.names)).items():
                 sums[a].append(loss_sum)
-                counts[a] += int(group.rows.sum())
+                counts[a] += size
         total = sum(counts.values())
         parts: dict[str, Tensor] = {
             f"{a}_anchor_loss": shard.share(torch.stack(sums[a]).sum(), counts[a])
             if counts[a] else shard.tie for a in shard.names}
         # Rows that have a tuple (two modalities or more), as the term with one is zero.
-        parts["rows"] = count_tensor(sum(int(g.rows.sum()) for g in found), shard.scale)
+        parts["rows"] = count_tensor(sum(sizes), shard.scale)
         every = [x for a in shard.names for x in sums[a]]
         loss = shard.share(torch.stack(every).sum(), total) if total else shard.tie
         if self.config.negatives == "n":
